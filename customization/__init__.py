@@ -1,0 +1,1 @@
+"""Fine-tunes and model versions: see DESIGN.md; built by a later issue."""

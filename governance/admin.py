@@ -1,0 +1,320 @@
+"""The catalog in the admin console.
+
+Versions are read-only here: their content never changes, and their
+governance metadata changes only through the two recorded actions on each
+version's page ("Change governance metadata" and "Revoke"), which call the
+same services as the API and ask for a reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from governance import services
+from governance.choices import ConsentBasis, Purpose, Region
+from governance.licences import all_licences
+from governance.models import AuditEvent, Dataset, DatasetVersion
+from pedigree.errors import PedigreeError
+
+
+def _filesize(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+class DatasetVersionInline(admin.TabularInline):
+    """The version history of a dataset, newest first."""
+
+    model = DatasetVersion
+    fk_name = "dataset"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ["-number"]
+    fields = ["number", "status", "licence", "record_count", "size", "short_digest", "pii_status", "created_by", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="size")
+    def size(self, version: DatasetVersion) -> str:
+        return _filesize(version.size_bytes)
+
+    @admin.display(description="sha256")
+    def short_digest(self, version: DatasetVersion) -> str:
+        return version.sha256[:12] + "…"
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ["name", "title", "owner_group", "steward", "domain", "versions_count", "updated_at"]
+    list_filter = ["owner_group", "domain", "versions__licence", "versions__status"]
+    search_fields = ["name", "title", "description", "domain"]
+    readonly_fields = ["created_by", "created_at", "updated_at"]
+    fields = ["name", "title", "description", "owner_group", "steward", "domain", "labels", *readonly_fields]
+    inlines = [DatasetVersionInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Dataset]:
+        return (
+            super().get_queryset(request)
+            .select_related("owner_group", "steward")
+            .annotate(_versions=Count("versions"))
+        )
+
+    @admin.display(description="versions", ordering="_versions")
+    def versions_count(self, dataset: Any) -> int:
+        return dataset._versions
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Dataset | None = None) -> list[str]:
+        return [*self.readonly_fields, "name"] if obj else list(self.readonly_fields)
+
+    def save_model(self, request: HttpRequest, obj: Dataset, form: forms.ModelForm, change: bool) -> None:
+        """Create and change through the services, so the audit log records it."""
+        if not change:
+            created = services.do_create_dataset(
+                actor=request.user,
+                name=obj.name,
+                owner_group=obj.owner_group,
+                steward=obj.steward,
+                title=obj.title,
+                description=obj.description,
+                domain=obj.domain,
+                labels=obj.labels,
+            )
+            obj.pk = created.pk
+            return
+        original = Dataset.objects.get(pk=obj.pk)
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in services.DATASET_EDITABLE_FIELDS}
+        # The form has already set the new values on obj; the service diffs from the stored row.
+        services.do_update_dataset(actor=request.user, dataset=original, changes=changes)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class GovernanceForm(forms.Form):
+    """The recorded action that changes a version's governance metadata."""
+
+    licence = forms.ChoiceField(choices=[])
+    licence_text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    copyright_holder = forms.CharField(required=False)
+    override_permissions = forms.BooleanField(
+        required=False, help_text="Set the permissions below instead of deriving them from the licence."
+    )
+    permits_training = forms.BooleanField(required=False)
+    permits_commercial_use = forms.BooleanField(required=False)
+    requires_attribution = forms.BooleanField(required=False)
+    requires_share_alike = forms.BooleanField(required=False)
+    allowed_purposes = forms.MultipleChoiceField(
+        choices=Purpose.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    consent_basis = forms.ChoiceField(choices=ConsentBasis.choices)
+    residency_regions = forms.MultipleChoiceField(
+        choices=Region.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    expires_at = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="Why: recorded in the audit log.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["licence"].choices = [(lic.id, f"{lic.id} — {lic.name}") for lic in all_licences().values()]
+
+    def changes(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        changes: dict[str, Any] = {
+            name: data[name]
+            for name in (
+                "licence", "licence_text", "copyright_holder", "allowed_purposes",
+                "consent_basis", "residency_regions", "expires_at", "notes",
+            )
+        }
+        if data["override_permissions"]:
+            changes["permissions"] = {
+                "training": data["permits_training"],
+                "commercial_use": data["permits_commercial_use"],
+                "attribution": data["requires_attribution"],
+                "share_alike": data["requires_share_alike"],
+            }
+        else:
+            changes["permissions"] = {}
+        return changes
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="Why: recorded in the audit log.")
+
+
+@admin.register(DatasetVersion)
+class DatasetVersionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "status", "licence", "record_count", "size", "format", "layout", "pii_status", "created_at"]
+    list_filter = ["status", "licence", "format", "layout", "pii_status", "consent_basis", "dataset__owner_group"]
+    search_fields = ["dataset__name", "sha256", "original_filename", "copyright_holder", "notes"]
+    list_select_related = ["dataset"]
+    readonly_fields = [
+        "dataset", "number", "sha256", "size", "record_count", "format", "layout", "field_list",
+        "storage_uri", "source_uri", "original_filename", "derived_from", "created_by", "created_at",
+        "status", "status_reason", "status_changed_at", "status_changed_by",
+        "licence", "licence_text", "copyright_holder", "permissions", "permissions_overridden",
+        "allowed_purposes", "consent_basis", "residency_regions", "expires_at", "notes",
+        "pii_status", "pii_types", "facts_version", "history",
+    ]
+    fieldsets = [
+        ("Content (immutable)", {"fields": [
+            "dataset", "number", "sha256", "size", "record_count", "format", "layout", "field_list",
+            "storage_uri", "source_uri", "original_filename", "derived_from", "created_by", "created_at",
+        ]}),
+        ("Status", {"fields": ["status", "status_reason", "status_changed_at", "status_changed_by"]}),
+        ("Governance (change with the recorded action above)", {"fields": [
+            "licence", "licence_text", "copyright_holder", "permissions", "permissions_overridden",
+            "allowed_purposes", "consent_basis", "residency_regions", "expires_at", "notes",
+            "pii_status", "pii_types", "facts_version",
+        ]}),
+        ("History", {"fields": ["history"]}),
+    ]
+    change_form_template = "admin/governance/datasetversion/change_form.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # View only: content is immutable; governance changes go through the actions.
+        return False
+
+    @admin.display(description="size")
+    def size(self, version: DatasetVersion) -> str:
+        return f"{_filesize(version.size_bytes)} ({version.size_bytes:,} bytes)"
+
+    @admin.display(description="fields")
+    def field_list(self, version: DatasetVersion) -> str:
+        return format_html_join(
+            ", ", "<code>{}</code> {}{}", ((f["name"], f["type"], " (text)" if f["text"] else "") for f in version.fields)
+        )
+
+    @admin.display(description="permissions")
+    def permissions(self, version: DatasetVersion) -> str:
+        flags = [
+            ("training", version.permits_training),
+            ("commercial use", version.permits_commercial_use),
+            ("attribution required", version.requires_attribution),
+            ("share-alike", version.requires_share_alike),
+        ]
+        return format_html_join(" · ", "{}: <b>{}</b>", ((name, "yes" if flag else "no") for name, flag in flags))
+
+    @admin.display(description="recorded actions")
+    def history(self, version: DatasetVersion) -> str:
+        events = AuditEvent.objects.filter(target_type="governance.datasetversion", target_id=str(version.pk))
+        rows = format_html_join(
+            "",
+            "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            (
+                (e.sequence, e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.actor_label, e.action, e.reason, ", ".join(sorted(e.changes)))
+                for e in events.order_by("sequence")
+            ),
+        )
+        return format_html(
+            '<table class="pedigree-history"><tr><th>#</th><th>when</th><th>who</th><th>action</th><th>why</th><th>fields</th></tr>{}</table>',
+            rows,
+        )
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/governance/", wrap(self.governance_view), name="governance_datasetversion_governance"),
+            path("<int:pk>/revoke/", wrap(self.revoke_view), name="governance_datasetversion_revoke"),
+            *super().get_urls(),
+        ]
+
+    def _render(self, request: HttpRequest, version: DatasetVersion, form: forms.Form, title: str) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": version,
+            "title": title,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/governance/datasetversion/action_form.html", context)
+
+    def _change_url(self, version: DatasetVersion) -> str:
+        return reverse("admin:governance_datasetversion_change", args=[version.pk])
+
+    def governance_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        version = get_object_or_404(DatasetVersion.objects.select_related("dataset"), pk=pk)
+        if request.method == "POST":
+            form = GovernanceForm(request.POST)
+            if form.is_valid():
+                try:
+                    services.do_update_version_governance(
+                        actor=request.user, version=version, changes=form.changes(), reason=form.cleaned_data["reason"]
+                    )
+                except PedigreeError as error:
+                    form.add_error(error.details.get("field") if error.details.get("field") in form.fields else None, error.message)
+                else:
+                    messages.success(request, f"Governance metadata of {version} updated.")
+                    return HttpResponseRedirect(self._change_url(version))
+        else:
+            form = GovernanceForm(
+                initial={
+                    "licence": version.licence,
+                    "licence_text": version.licence_text,
+                    "copyright_holder": version.copyright_holder,
+                    "override_permissions": version.permissions_overridden,
+                    "permits_training": version.permits_training,
+                    "permits_commercial_use": version.permits_commercial_use,
+                    "requires_attribution": version.requires_attribution,
+                    "requires_share_alike": version.requires_share_alike,
+                    "allowed_purposes": version.allowed_purposes,
+                    "consent_basis": version.consent_basis,
+                    "residency_regions": version.residency_regions,
+                    "expires_at": version.expires_at,
+                    "notes": version.notes,
+                }
+            )
+        return self._render(request, version, form, f"Change governance metadata of {version}")
+
+    def revoke_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        version = get_object_or_404(DatasetVersion.objects.select_related("dataset"), pk=pk)
+        form = RevokeForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.do_revoke_dataset_version(actor=request.user, version=version, reason=form.cleaned_data["reason"])
+            except PedigreeError as error:
+                form.add_error(None, error.message)
+            else:
+                messages.warning(request, f"{version} revoked.")
+                return HttpResponseRedirect(self._change_url(version))
+        return self._render(request, version, form, f"Revoke {version}")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["sequence", "created_at", "actor_label", "action", "target_label", "reason"]
+    list_filter = ["action", "target_type"]
+    search_fields = ["target_label", "actor_label", "reason", "hash"]
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,26 @@
+"""Catalog routes under /api/v1/."""
+
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from governance.api import views
+
+router = DefaultRouter()
+router.register("datasets", views.DatasetViewSet, basename="dataset")
+router.register("versions", views.AllVersionsViewSet, basename="version")
+
+versions = views.DatasetVersionViewSet
+_dataset = "datasets/<slug:dataset_name>/versions/"
+_version = _dataset + "<int:number>/"
+
+urlpatterns = [
+    *router.urls,
+    path(_dataset, versions.as_view({"get": "list", "post": "create"}), name="dataset-version-list"),
+    path(_dataset + "register/", versions.as_view({"post": "register"}), name="dataset-version-register"),
+    path(_version, versions.as_view({"get": "retrieve"}), name="dataset-version-detail"),
+    path(_version + "download/", versions.as_view({"get": "download"}), name="dataset-version-download"),
+    path(_version + "governance/", versions.as_view({"post": "governance"}), name="dataset-version-governance"),
+    path(_version + "revoke/", versions.as_view({"post": "revoke"}), name="dataset-version-revoke"),
+    path(_version + "history/", versions.as_view({"get": "history"}), name="dataset-version-history"),
+    path("licences/", views.LicenceListView.as_view(), name="licence-list"),
+]

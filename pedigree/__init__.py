@@ -1,0 +1,5 @@
+"""Pedigree: governed model customization."""
+
+from pedigree.celery import app as celery_app
+
+__all__ = ["celery_app"]

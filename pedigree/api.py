@@ -1,0 +1,48 @@
+"""The shared API kernel: the exception handler that maps domain errors to HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from pedigree.errors import PedigreeError
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Map ``PedigreeError`` and Django ``ValidationError`` to JSON error bodies.
+
+    Every error body has the shape ``{"error": {"code", "message", ...details}}``
+    so that clients handle all failures the same way.
+    """
+    if isinstance(exc, PedigreeError):
+        return Response({"error": exc.as_dict()}, status=exc.http_status)
+    if isinstance(exc, DjangoValidationError):
+        fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        message = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in fields.items())
+        return Response(
+            {"error": {"code": "invalid", "message": message, "fields": fields}},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if isinstance(data, dict) and set(data) == {"detail"}:
+        code = getattr(data["detail"], "code", "error")
+        response.data = {"error": {"code": str(code), "message": str(data["detail"])}}
+    else:
+        message = _flatten(data)
+        response.data = {"error": {"code": "invalid", "message": message, "fields": data}}
+    return response
+
+
+def _flatten(data: Any, prefix: str = "") -> str:
+    if isinstance(data, dict):
+        return "; ".join(_flatten(value, f"{prefix}{key}: ") for key, value in data.items())
+    if isinstance(data, list):
+        return prefix + " ".join(str(item) if not isinstance(item, dict | list) else _flatten(item) for item in data)
+    return f"{prefix}{data}"

@@ -1,0 +1,197 @@
+"""The demo that ``make run`` seeds: people, teams and a few realistic datasets.
+
+Everything is generated here, offline and deterministically, and goes in
+through the same services as the API, so the demo shows the real behaviour
+(validation, hashing, audit). Running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import random
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from governance.models import Dataset
+from governance.services import GovernanceInput, do_create_dataset, do_ingest_dataset_version
+
+FIRST_NAMES = ["Maria", "James", "Aisha", "Chen", "Lukas", "Sofia", "Omar", "Emma", "Ravi", "Hannah"]
+LAST_NAMES = ["Garcia", "Smith", "Khan", "Wei", "Müller", "Rossi", "Haddad", "Johnson", "Patel", "Novak"]
+CITIES = ["Lisbon", "Berlin", "Boston", "Toronto", "Madrid", "Dublin", "Lyon", "Austin"]
+PRODUCTS = ["router", "thermostat", "camera", "smart plug", "doorbell", "speaker"]
+
+
+@dataclass
+class DemoPerson:
+    username: str
+    groups: list[str]
+    staff: bool = False
+
+
+PEOPLE = [
+    DemoPerson("alice", ["claims-team"]),  # data steward for claims
+    DemoPerson("carol", ["support-team"]),  # data steward for support
+    DemoPerson("bob", ["ml-platform"]),  # ML engineer
+    DemoPerson("dana", ["research"]),  # researcher
+]
+
+
+def _person(rng: random.Random) -> tuple[str, str]:
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    email = f"{first.lower()}.{last.lower().replace('ü', 'ue')}@example.com"
+    return f"{first} {last}", email
+
+
+def support_chats(rng: random.Random, count: int = 400) -> bytes:
+    """Chat transcripts; about one in four mentions an email or phone number."""
+    lines = []
+    for _ in range(count):
+        product = rng.choice(PRODUCTS)
+        name, email = _person(rng)
+        question = f"My {product} keeps disconnecting from the wifi after the last update."
+        if rng.random() < 0.25:
+            question += f" I'm {name}, you can reach me at {email} or +1 617 555 {rng.randint(1000, 9999)}."
+        answer = f"Sorry about that! Please hold the reset button on the {product} for ten seconds, then pair it again."
+        messages = [
+            {"role": "system", "content": "You are Acme's friendly support assistant."},
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ]
+        lines.append(json.dumps({"messages": messages, "ticket": rng.randint(10000, 99999)}))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def claims_csv(rng: random.Random, count: int = 300) -> bytes:
+    """Insurance claims with names and US SSNs in the clear (to be found by the scanner)."""
+    out = io.StringIO()
+    out.write("claim_id,customer_name,ssn,city,amount_usd,description\n")
+    for index in range(count):
+        name, _ = _person(rng)
+        ssn = f"{rng.randint(100, 665)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}"
+        city = rng.choice(CITIES)
+        amount = rng.randint(200, 25000)
+        description = f"Water damage in kitchen reported by {name.split()[0]}; adjuster visit scheduled in {city}."
+        out.write(f'C{index + 1:05d},{name},{ssn},{city},{amount},"{description}"\n')
+    return out.getvalue().encode()
+
+
+def public_qa(rng: random.Random, count: int = 300) -> bytes:
+    """General question/answer pairs with no personal data."""
+    facts = [
+        ("What is the boiling point of water at sea level?", "100 degrees Celsius."),
+        ("How many continents are there?", "Seven."),
+        ("What gas do plants absorb?", "Carbon dioxide."),
+        ("What is the largest planet in the solar system?", "Jupiter."),
+        ("Who wrote 'On the Origin of Species'?", "Charles Darwin."),
+    ]
+    lines = []
+    for index in range(count):
+        prompt, completion = facts[index % len(facts)]
+        lines.append(json.dumps({"prompt": f"Q{index}: {prompt}", "completion": completion}))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def wiki_snippets(rng: random.Random, count: int = 200) -> bytes:
+    topics = ["Photosynthesis", "The Roman Empire", "Plate tectonics", "The printing press", "Jazz"]
+    lines = [f"{rng.choice(topics)} is a subject with a long history of study ({index})." for index in range(count)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def product_reviews_parquet(rng: random.Random, count: int = 250) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "review_id": list(range(count)),
+            "product": [rng.choice(PRODUCTS) for _ in range(count)],
+            "stars": [rng.randint(1, 5) for _ in range(count)],
+            "text": [f"The {rng.choice(PRODUCTS)} works as described, setup took {rng.randint(2, 30)} minutes." for _ in range(count)],
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def ensure_admin(password_file: Path) -> tuple[AbstractBaseUser, bool]:
+    """Create the ``admin`` superuser once, with a random password kept in a 0600 file."""
+    users = get_user_model().objects
+    admin = users.filter(username="admin").first()
+    if admin is not None:
+        return admin, False
+    password = secrets.token_urlsafe(18)
+    admin = users.create_superuser("admin", "admin@example.com", password)
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    password_file.write_text(f"username: admin\npassword: {password}\n")
+    password_file.chmod(0o600)
+    return admin, True
+
+
+def seed(stdout: io.TextIOBase | None = None) -> None:
+    """Create the demo people, teams, datasets and versions (idempotent)."""
+    say = stdout.write if stdout else (lambda text: None)
+    var = Path(settings.VAR_DIR)
+    admin, _ = ensure_admin(var / "admin-password.txt")
+    users = get_user_model().objects
+    people = {}
+    tokens = []
+    for person in PEOPLE:
+        user, created = users.get_or_create(username=person.username, defaults={"email": f"{person.username}@example.com"})
+        if created:
+            user.set_unusable_password()
+            user.save()
+        for name in person.groups:
+            user.groups.add(Group.objects.get_or_create(name=name)[0])
+        people[person.username] = user
+        tokens.append(f"{person.username}: {Token.objects.get_or_create(user=user)[0].key}")
+    tokens.append(f"admin: {Token.objects.get_or_create(user=admin)[0].key}")
+    token_file = var / "demo-tokens.txt"
+    token_file.write_text("\n".join(tokens) + "\n")
+    token_file.chmod(0o600)
+
+    rng = random.Random(2024)
+    in_two_years = timezone.localdate() + dt.timedelta(days=730)
+    specs = [
+        ("support-chats", "support-team", "carol", "Support chat transcripts", "support", support_chats(rng), "support-chats.jsonl",
+         GovernanceInput(licence="proprietary", licence_text="Acme Corp internal data. Internal use only.",
+                         copyright_holder="Acme Corp", allowed_purposes=["support", "product"], consent_basis="contract",
+                         residency_regions=["eu"], expires_at=in_two_years)),
+        ("claims-2024", "claims-team", "alice", "Insurance claims 2024", "claims", claims_csv(rng), "claims-2024.csv",
+         GovernanceInput(licence="proprietary", licence_text="Acme Insurance claims records; confidential.",
+                         copyright_holder="Acme Insurance", allowed_purposes=["fraud_prevention", "analytics"],
+                         consent_basis="legal_obligation", residency_regions=["us"])),
+        ("public-qa", "research", "dana", "General knowledge Q&A", "research", public_qa(rng), "public-qa.jsonl",
+         GovernanceInput(licence="Apache-2.0", copyright_holder="Pedigree demo authors",
+                         allowed_purposes=["support", "research", "product", "internal_tools"],
+                         consent_basis="public_domain", residency_regions=["global"])),
+        ("wiki-snippets", "research", "dana", "Encyclopedia snippets", "research", wiki_snippets(rng), "wiki-snippets.txt",
+         GovernanceInput(licence="CC-BY-SA-4.0", copyright_holder="Encyclopedia contributors",
+                         allowed_purposes=["research", "product"], consent_basis="public_domain", residency_regions=["global"])),
+        ("product-reviews", "research", "dana", "Product reviews", "product", product_reviews_parquet(rng), "product-reviews.parquet",
+         GovernanceInput(licence="CC-BY-NC-4.0", copyright_holder="Review authors",
+                         allowed_purposes=["research"], consent_basis="consent", residency_regions=["eu", "us"])),
+    ]
+    for name, group_name, steward_name, title, domain, data, filename, governance in specs:
+        group = Group.objects.get(name=group_name)
+        steward = people[steward_name]
+        dataset = Dataset.objects.filter(name=name).first()
+        if dataset is None:
+            dataset = do_create_dataset(
+                actor=admin, name=name, owner_group=group, steward=steward, title=title, domain=domain,
+                labels={"demo": "true", "team": group_name},
+            )
+        outcome = do_ingest_dataset_version(
+            actor=steward, dataset=dataset, source=io.BytesIO(data), filename=filename, governance=governance
+        )
+        state = "added" if outcome.created else "present"
+        say(f"  {outcome.version}: {outcome.version.record_count} records ({state})\n")

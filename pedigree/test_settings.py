@@ -1,0 +1,14 @@
+"""Settings for the test suite: the real settings with a test secret key.
+
+DATABASE_URL still selects the database, so the same suite runs on SQLite
+and on PostgreSQL.
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "pedigree-test-secret-key-not-for-production")
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
+
+from pedigree.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast personas

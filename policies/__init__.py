@@ -1,0 +1,1 @@
+"""The policy engine: see DESIGN.md; built by a later issue."""

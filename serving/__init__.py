@@ -1,0 +1,1 @@
+"""Endpoints and inference: see DESIGN.md; built by a later issue."""

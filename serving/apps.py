@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ServingConfig(AppConfig):
+    """Endpoints, consumers and the OpenAI-compatible inference API (later issues)."""
+
+    name = "serving"
+    verbose_name = "Serving"

@@ -240,3 +240,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+CELERY_BEAT_SCHEDULE = {
+    "expire-dataset-versions": {"task": "governance.expire_dataset_versions", "schedule": 3600.0},
+}

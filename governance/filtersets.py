@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast
 from django.db.models.fields.json import KeyTextTransform
 
 from governance.choices import DataFormat, PiiStatus, VersionStatus
@@ -30,7 +31,8 @@ class DatasetFilterSet(django_filters.FilterSet):
         key = key.strip()
         if not sep:
             return queryset.filter(labels__has_key=key)
-        return queryset.annotate(_label=KeyTextTransform(key, "labels")).filter(_label=wanted.strip())
+        label = Cast(KeyTextTransform(key, "labels"), output_field=TextField())
+        return queryset.annotate(_label=label).filter(_label=wanted.strip())
 
     def filter_licence(self, queryset: QuerySet[Dataset], name: str, value: str) -> QuerySet[Dataset]:
         return queryset.filter(pk__in=DatasetVersion.objects.filter(licence__iexact=value).values("dataset"))

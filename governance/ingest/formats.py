@@ -304,6 +304,19 @@ def _cell_type(value: str) -> str:
     return "string"
 
 
+def _column_type(kinds: set[str]) -> str:
+    """A column's type from the kinds of its sampled cells (strings win)."""
+    if not kinds or "string" in kinds:
+        return "string"
+    if kinds == {"boolean"}:
+        return "boolean"
+    if kinds <= {"boolean", "number"}:
+        return "number"
+    if kinds == {"date"}:
+        return "date"
+    return "string"
+
+
 def _decoded_lines(chunks: Iterator[bytes], filename: str, max_record_bytes: int) -> Iterator[str]:
     """Decode UTF-8 incrementally and yield text lines with their line endings."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
@@ -399,7 +412,7 @@ def _validate_csv(chunks: Iterator[bytes], filename: str, max_record_bytes: int)
         records += 1
     fields = []
     for name, counts in zip(names, types, strict=True):
-        kind = max(counts, key=lambda k: counts[k]) if counts else "string"
+        kind = _column_type(set(counts))
         fields.append({"name": name, "type": kind, "text": kind == "string"})
     if records and not any(f["text"] for f in fields):
         raise InvalidInput(

@@ -242,7 +242,7 @@ class _S3Writer(BlobWriter):
 
     def __init__(self, store: S3ArtifactStore) -> None:
         self._store = store
-        self._tmp_key = store.full_key(f".tmp/upload-{uuid.uuid4().hex}")
+        self._tmp_key = store.full_key(f"tmp/upload-{uuid.uuid4().hex}")
         self._buffer = bytearray()
         self._parts: list[dict[str, Any]] = []
         self._upload_id: str | None = store.client.create_multipart_upload(

@@ -207,26 +207,40 @@ def _check_messages(record: Any, filename: str, line: int) -> None:
             )
 
 
+_REQUIRED_TEXT = {
+    RecordLayout.TEXT: ("text",),
+    RecordLayout.PROMPT_COMPLETION: ("prompt", "completion"),
+    RecordLayout.CHAT: (),
+}
+
+
 def _validate_jsonl(chunks: Iterator[bytes], filename: str, max_record_bytes: int) -> Layout:
+    """Every line a JSON object holding the layout's text fields as strings.
+
+    The inner loop is the ingest hot path: it parses with simdjson and checks
+    the required fields inline; the slower checks run only on a bad record.
+    """
     parser = simdjson.Parser()
+    json_object = simdjson.Object
     layout: str | None = None
+    required: tuple[str, ...] = ()
     line_number = 0
     records = 0
     field_types: dict[str, str] = {}
     for batch in _lines(chunks, filename, max_record_bytes):
         for line in batch:
             line_number += 1
-            if not line.strip():
-                continue
             try:
                 record = parser.parse(line)
             except (ValueError, UnicodeDecodeError) as error:
+                if not line.strip():
+                    continue  # blank lines are allowed
                 raise _utf8_error(filename, line_number, line) or InvalidInput(
                     f"{filename}: line {line_number}: malformed JSON ({str(error).split(':')[0]})",
                     file=filename,
                     line=line_number,
                 ) from None
-            if not isinstance(record, simdjson.Object):
+            if type(record) is not json_object:
                 del record
                 raise InvalidInput(
                     f"{filename}: line {line_number}: each line must be a JSON object",
@@ -244,12 +258,11 @@ def _validate_jsonl(chunks: Iterator[bytes], filename: str, max_record_bytes: in
                         line=line_number,
                         field="text",
                     )
-            if layout == RecordLayout.TEXT:
-                _check_string(record, "text", filename, line_number)
-            elif layout == RecordLayout.PROMPT_COMPLETION:
-                _check_string(record, "prompt", filename, line_number)
-                _check_string(record, "completion", filename, line_number)
-            else:
+                required = _REQUIRED_TEXT[layout]
+            for name in required:
+                if type(record.get(name)) is not str:
+                    _check_string(record, name, filename, line_number)
+            if layout == RecordLayout.CHAT:
                 _check_messages(record, filename, line_number)
             if records < SAMPLE_RECORDS:
                 for key in record.keys():  # noqa: SIM118 (simdjson Object iterates keys lazily)

@@ -1,8 +1,8 @@
 """The streaming ingest pipeline: hash, store and validate in one pass.
 
-The source is read once, in chunks. A background thread hashes each chunk and
-writes it to a ``BlobWriter`` (both release the GIL), while the calling thread
-validates the records. Only when the whole file is valid is the blob committed
+The source is read once, in chunks. One background thread hashes each chunk and
+another writes it to a ``BlobWriter`` (both release the GIL), while the calling
+thread validates the records. Only when the whole file is valid is the blob committed
 under its content-addressed key; any error aborts the writer, so a failed
 ingest leaves no blob behind. Memory stays bounded by a few chunks plus the
 longest allowed record.
@@ -19,7 +19,7 @@ from typing import IO
 
 from governance.ingest.formats import Layout, detect_format, validate
 from pedigree.errors import InvalidInput
-from pedigree.storage import ArtifactStore, BlobWriter, content_key
+from pedigree.storage import ArtifactStore, content_key
 
 CHUNK_BYTES = 4 * 1024 * 1024
 _QUEUE_DEPTH = 4
@@ -37,13 +37,16 @@ class IngestResult:
     already_stored: bool
 
 
-class _HashAndWrite(threading.Thread):
-    """Consumes chunks: updates the digest and writes them to storage."""
+class _Consumer(threading.Thread):
+    """Applies one operation to every chunk, on its own thread.
 
-    def __init__(self, writer: BlobWriter) -> None:
-        super().__init__(name="ingest-hash-write", daemon=True)
-        self.writer = writer
-        self.digest = hashlib.sha256()
+    ``hashlib`` and file or socket writes release the GIL, so hashing and
+    writing proceed in parallel with each other and with validation.
+    """
+
+    def __init__(self, name: str, operation: Callable[[bytes], object]) -> None:
+        super().__init__(name=f"ingest-{name}", daemon=True)
+        self.operation = operation
         self.inbox: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_DEPTH)
         self.error: BaseException | None = None
 
@@ -55,9 +58,7 @@ class _HashAndWrite(threading.Thread):
             if self.error is not None:
                 continue  # drain without work so the producer never blocks
             try:
-                assert isinstance(item, bytes)
-                self.digest.update(item)
-                self.writer.write(item)
+                self.operation(item)  # type: ignore[arg-type]
             except BaseException as error:  # reported to the producer
                 self.error = error
 
@@ -95,8 +96,10 @@ def ingest_stream(
     data_format = detect_format(filename, first[:65536], declared_format)
 
     writer = store.open_writer()
-    worker = _HashAndWrite(writer)
-    worker.start()
+    digest = hashlib.sha256()
+    consumers = [_Consumer("hash", digest.update), _Consumer("write", writer.write)]
+    for consumer in consumers:
+        consumer.start()
     total = 0
 
     def chunks() -> Iterator[bytes]:
@@ -110,7 +113,8 @@ def ingest_stream(
                     file=filename,
                     limit=max_bytes,
                 )
-            worker.put(chunk)
+            for consumer in consumers:
+                consumer.put(chunk)
             if on_progress is not None:
                 on_progress(total)
             yield chunk
@@ -122,8 +126,9 @@ def ingest_stream(
                 chunks(), data_format=data_format, filename=filename, max_record_bytes=max_record_bytes
             )
         finally:
-            worker.finish()
-        sha256 = worker.digest.hexdigest()
+            for consumer in consumers:
+                consumer.finish()
+        sha256 = digest.hexdigest()
         if expected_sha256 and expected_sha256.lower() != sha256:
             raise InvalidInput(
                 f"{filename}: sha256 is {sha256}, not the expected {expected_sha256}",

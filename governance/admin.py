@@ -44,8 +44,8 @@ class DatasetVersionInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
     ordering = ["-number"]
-    fields = ["number", "status", "licence", "record_count", "size", "short_digest", "pii_status", "created_by", "created_at"]
-    readonly_fields = fields
+    fields = ("number", "status", "licence", "record_count", "size", "short_digest", "pii_status", "created_by", "created_at")
+    readonly_fields = ("number", "status", "licence", "record_count", "size", "short_digest", "pii_status", "created_by", "created_at")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -65,7 +65,7 @@ class DatasetAdmin(admin.ModelAdmin):
     list_filter = ["owner_group", "domain", "versions__licence", "versions__status"]
     search_fields = ["name", "title", "description", "domain"]
     readonly_fields = ["created_by", "created_at", "updated_at"]
-    fields = ["name", "title", "description", "owner_group", "steward", "domain", "labels", *readonly_fields]
+    fields = ["name", "title", "description", "owner_group", "steward", "domain", "labels", "created_by", "created_at", "updated_at"]
     inlines = [DatasetVersionInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Dataset]:
@@ -132,7 +132,8 @@ class GovernanceForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["licence"].choices = [(lic.id, f"{lic.id} — {lic.name}") for lic in all_licences().values()]
+        licence_field: Any = self.fields["licence"]
+        licence_field.choices = [(lic.id, f"{lic.id} — {lic.name}") for lic in all_licences().values()]
 
     def changes(self) -> dict[str, Any]:
         data = self.cleaned_data

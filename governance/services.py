@@ -18,7 +18,7 @@ from typing import IO, Any
 from urllib.parse import urlparse
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
@@ -30,10 +30,12 @@ from governance.models import Dataset, DatasetVersion
 from governance.models.audit import record_audit_event
 from pedigree.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from pedigree.storage import BlobNotFound, content_key, get_store, s3_client
+from pedigree.types import Actor
+from pedigree.types import User as UserModel
 
 logger = logging.getLogger(__name__)
 
-User = AbstractBaseUser | AnonymousUser
+User = Actor
 
 PERMISSION_NAMES = ("training", "commercial_use", "attribution", "share_alike")
 _PERMISSION_FIELDS = {
@@ -62,7 +64,7 @@ def do_create_dataset(
     actor: User,
     name: str,
     owner_group: Group,
-    steward: AbstractBaseUser | None = None,
+    steward: UserModel | None = None,
     title: str = "",
     description: str = "",
     domain: str = "",
@@ -125,7 +127,7 @@ def do_update_dataset(*, actor: User, dataset: Dataset, changes: dict[str, Any],
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, Group | AbstractBaseUser):
+    if isinstance(value, Group | UserModel):
         return str(value)
     if isinstance(value, dt.date):
         return value.isoformat()

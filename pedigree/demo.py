@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -123,7 +123,7 @@ def product_reviews_parquet(rng: random.Random, count: int = 250) -> bytes:
     return sink.getvalue()
 
 
-def ensure_admin(password_file: Path) -> tuple[AbstractBaseUser, bool]:
+def ensure_admin(password_file: Path) -> tuple[User, bool]:
     """Create the ``admin`` superuser once, with a random password kept in a 0600 file."""
     users = get_user_model().objects
     admin = users.filter(username="admin").first()

@@ -33,7 +33,7 @@ class DatasetSerializer(serializers.ModelSerializer):
         slug_field="username", queryset=get_user_model().objects.all(), required=False
     )
     version_count = serializers.IntegerField(read_only=True)
-    latest_version = serializers.IntegerField(read_only=True, allow_null=True)
+    latest_version = serializers.IntegerField(source="latest_number", read_only=True, allow_null=True)
     url = serializers.HyperlinkedIdentityField(view_name="dataset-detail", lookup_field="name")
 
     class Meta:
@@ -144,9 +144,9 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class DatasetVersionSerializer(serializers.ModelSerializer):
-    dataset = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    status_changed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    dataset: serializers.Field = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    created_by: serializers.Field = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    status_changed_by: serializers.Field = serializers.SlugRelatedField(slug_field="username", read_only=True)
     derived_from = serializers.SerializerMethodField()
     licence_name = serializers.SerializerMethodField()
     permissions = serializers.SerializerMethodField()

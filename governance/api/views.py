@@ -52,7 +52,7 @@ class DatasetViewSet(
         return (
             Dataset.objects.restrict(self.request.user, "view")
             .select_related("owner_group", "steward")
-            .annotate(version_count=Count("versions"), latest_version=Max("versions__number"))
+            .annotate(version_count=Count("versions"), latest_number=Max("versions__number"))
             .order_by("name")
         )
 
@@ -61,14 +61,14 @@ class DatasetViewSet(
             return s.DatasetUpdateSerializer
         return s.DatasetSerializer
 
-    def perform_create(self, serializer: s.DatasetSerializer) -> None:  # type: ignore[override]
-        data = serializer.validated_data
-        serializer.instance = services.do_create_dataset(actor=self.request.user, **data)
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.do_create_dataset(actor=self.request.user, **serializer.validated_data)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         self.perform_create(serializer)
+        assert serializer.instance is not None
         dataset = self.get_queryset().get(pk=serializer.instance.pk)
         return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
 

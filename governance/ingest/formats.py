@@ -207,7 +207,7 @@ def _check_messages(record: Any, filename: str, line: int) -> None:
             )
 
 
-_REQUIRED_TEXT = {
+_REQUIRED_TEXT: dict[str, tuple[str, ...]] = {
     RecordLayout.TEXT: ("text",),
     RecordLayout.PROMPT_COMPLETION: ("prompt", "completion"),
     RecordLayout.CHAT: (),
@@ -269,11 +269,12 @@ def _validate_jsonl(chunks: Iterator[bytes], filename: str, max_record_bytes: in
                     field_types.setdefault(key, _json_type(record[key]))
             records += 1
             del record
-    text_names = {
+    names_by_layout: dict[str, set[str]] = {
         RecordLayout.TEXT: {"text"},
         RecordLayout.PROMPT_COMPLETION: {"prompt", "completion"},
         RecordLayout.CHAT: {"messages"},
-    }.get(layout or "", set())
+    }
+    text_names = names_by_layout.get(layout or "", set())
     fields = [{"name": name, "type": kind, "text": name in text_names} for name, kind in field_types.items()]
     return Layout(DataFormat.JSONL, layout or RecordLayout.TEXT, records, fields)
 
@@ -340,9 +341,9 @@ def _decoded_lines(chunks: Iterator[bytes], filename: str, max_record_bytes: int
             text = decoder.decode(chunk)
         except UnicodeDecodeError as error:
             good = chunk[: error.start].decode("utf-8", "ignore")
-            line = line_number + (pending + good).count("\n") + 1
+            bad_line = line_number + (pending + good).count("\n") + 1
             raise InvalidInput(
-                f"{filename}: line {line}: invalid UTF-8", file=filename, line=line
+                f"{filename}: line {bad_line}: invalid UTF-8", file=filename, line=bad_line
             ) from None
         text = pending + text
         lines = text.splitlines(keepends=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from pedigree.types import Actor
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -78,7 +78,7 @@ class AuditEvent(models.Model):
 
 def record_audit_event(
     *,
-    actor: AbstractBaseUser | AnonymousUser | None,
+    actor: Actor | None,
     action: str,
     target: models.Model,
     target_label: str | None = None,

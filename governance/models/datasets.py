@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.contrib.auth.models import Group
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -18,8 +18,9 @@ from governance.choices import (
     VersionStatus,
 )
 from pedigree.errors import ImmutableField
+from pedigree.types import Actor
 
-AnyUser = AbstractBaseUser | AnonymousUser
+AnyUser = Actor
 
 
 class DatasetQuerySet(models.QuerySet["Dataset"]):

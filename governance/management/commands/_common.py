@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.management.base import CommandError
 
 
-def acting_user(username: str | None) -> AbstractBaseUser:
+def acting_user(username: str | None) -> User:
     """The user a command acts as: ``--user``, else the ``admin`` superuser."""
-    users = get_user_model().objects
+    users = User.objects
     if username:
         user = users.filter(username=username).first()
         if user is None:

@@ -1,0 +1,960 @@
+"""The policy engine: Cedar policies read from files, decisions with reasons.
+
+Pure Python on top of ``cedarpy``: no Django import, so the engine can be
+benchmarked, tested and reused on its own. ``policies.services`` is the
+Django-facing side (building facts from models, caching, the decision log,
+simulation).
+
+- ``compile_policies`` checks a set of policy files against the schema and
+  builds one pre-parsed ``PolicySet``; every problem is reported with its file,
+  line and message (``PolicyInvalid``).
+- ``PolicyStore`` keeps the last good set and reloads it when the files change.
+- ``Evaluator`` turns requests (``PrincipalFacts``, an action, ``ResourceFacts``,
+  a context) into ``Decision`` objects: allowed or not, the deciding policies,
+  the facts that triggered them, and a sentence a person can act on. Any error
+  denies (fail closed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cedarpy
+import orjson
+
+from pedigree.errors import InvalidInput
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_FILE = "schema.cedarschema"
+OWNERS_FOLDER = "owners"
+ACTIONS = ("dataset.read", "dataset.train", "model.deploy", "model.export", "endpoint.invoke")
+PRINCIPAL_KINDS = ("User", "Consumer")
+RESOURCE_KINDS = ("DatasetVersion", "ModelVersion", "Endpoint")
+# Which principal and resource kinds each action applies to (as in the schema).
+ACTION_TARGETS: dict[str, tuple[str, str]] = {
+    "dataset.read": ("User", "DatasetVersion"),
+    "dataset.train": ("User", "DatasetVersion"),
+    "model.deploy": ("User", "ModelVersion"),
+    "model.export": ("User", "ModelVersion"),
+    "endpoint.invoke": ("Consumer", "Endpoint"),
+}
+ACTION_VERBS = {
+    "dataset.read": "read",
+    "dataset.train": "train on",
+    "model.deploy": "deploy",
+    "model.export": "export",
+    "endpoint.invoke": "call",
+}
+PERMISSION_NAMES = ("training", "commercial_use", "attribution", "share_alike")
+_POLICY_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+# --- Problems -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    """One thing wrong with the policy files: where, and what."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "message": self.message}
+
+
+class PolicyInvalid(InvalidInput):
+    """The policy files do not parse or do not validate against the schema."""
+
+    code = "policy_invalid"
+
+    def __init__(self, problems: Sequence[PolicyProblem]) -> None:
+        self.problems = list(problems)
+        first = self.problems[0]
+        message = "; ".join(str(problem) for problem in self.problems)
+        super().__init__(
+            f"invalid policies: {message}",
+            file=first.file,
+            line=first.line,
+            problems=[problem.as_dict() for problem in self.problems],
+        )
+
+
+# --- Loading ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    """One policy of the set: its ``@id``, where it is written, what it does."""
+
+    id: str
+    file: str
+    line: int
+    effect: str
+    reason: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PolicyBundle:
+    """A validated policy set, parsed once, with the schema and a digest of the files."""
+
+    policy_set: cedarpy.PolicySet
+    schema: cedarpy.Schema
+    digest: str
+    policies: Mapping[str, PolicyInfo]
+    sources: Mapping[str, str]
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def files(self) -> list[str]:
+        return sorted(self.sources)
+
+
+def read_policy_sources(directory: Path | str) -> dict[str, str]:
+    """The schema and every ``*.cedar`` file (also under ``owners/``), by relative path."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise PolicyInvalid([PolicyProblem(str(root), 0, "the policy folder does not exist")])
+    sources: dict[str, str] = {}
+    for path in _policy_paths(root):
+        relative = path.relative_to(root).as_posix()
+        try:
+            sources[relative] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise PolicyInvalid([PolicyProblem(relative, 0, f"cannot be read: {error}")]) from None
+    return sources
+
+
+def _policy_paths(root: Path) -> list[Path]:
+    paths = [root / SCHEMA_FILE] if (root / SCHEMA_FILE).exists() else []
+    paths += sorted(root.glob("*.cedar")) + sorted((root / OWNERS_FOLDER).glob("*.cedar"))
+    return paths
+
+
+def sources_signature(directory: Path | str) -> tuple[tuple[str, int, int], ...]:
+    """A cheap fingerprint of the policy files (name, mtime, size) to notice changes."""
+    root = Path(directory)
+    signature = []
+    for path in _policy_paths(root):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        signature.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(signature)
+
+
+def sources_digest(sources: Mapping[str, str]) -> str:
+    """sha256 over every file's path and text: the identity of a policy set."""
+    digest = hashlib.sha256()
+    for name in sorted(sources):
+        digest.update(name.encode() + b"\0" + sources[name].encode() + b"\0")
+    return digest.hexdigest()
+
+
+def load_policy_directory(directory: Path | str) -> PolicyBundle:
+    """Read, check and parse the policy folder; raise ``PolicyInvalid`` naming each problem."""
+    return compile_policies(read_policy_sources(directory))
+
+
+def compile_policies(sources: Mapping[str, str]) -> PolicyBundle:
+    """Check every policy file against the schema and build one pre-parsed policy set.
+
+    Rules beyond Cedar's own: every policy carries a unique ``@id`` (the name
+    decisions report), templates are not used, and a file in ``owners/``
+    belongs to the team it is named after: it may only ``forbid``, and each of
+    its policies must be limited to that team's data
+    (``resource.owners.contains("<team>")``).
+    """
+    problems: list[PolicyProblem] = []
+    schema_text = sources.get(SCHEMA_FILE)
+    if schema_text is None:
+        raise PolicyInvalid([PolicyProblem(SCHEMA_FILE, 0, "the schema file is missing")])
+    try:
+        schema = cedarpy.Schema.from_str(schema_text)
+    except ValueError as error:
+        line = _line_of_message_token(str(error), schema_text, 1)
+        raise PolicyInvalid([PolicyProblem(SCHEMA_FILE, line, f"schema: {error}")]) from None
+    policies: dict[str, PolicyInfo] = {}
+    documents: dict[str, Any] = {}
+    for name in sorted(sources):
+        if name == SCHEMA_FILE:
+            continue
+        problems += _compile_file(name, sources[name], schema, policies, documents)
+    if not policies and not problems:
+        problems.append(PolicyProblem(SCHEMA_FILE, 0, "no policies: every request would be denied"))
+    if problems:
+        raise PolicyInvalid(problems)
+    combined = {"staticPolicies": documents, "templates": {}, "templateLinks": []}
+    try:
+        policy_set = cedarpy.PolicySet.from_json_str(json.dumps(combined))
+    except ValueError as error:  # pragma: no cover - each policy parsed on its own above
+        raise PolicyInvalid([PolicyProblem(SCHEMA_FILE, 0, f"cannot combine the policies: {error}")]) from None
+    return PolicyBundle(
+        policy_set=policy_set,
+        schema=schema,
+        digest=sources_digest(sources),
+        policies=policies,
+        sources=dict(sources),
+    )
+
+
+def _compile_file(
+    name: str,
+    text: str,
+    schema: cedarpy.Schema,
+    policies: dict[str, PolicyInfo],
+    documents: dict[str, Any],
+) -> list[PolicyProblem]:
+    problems: list[PolicyProblem] = []
+    chunks, trailing_line = split_policies(text)
+    if trailing_line:
+        problems.append(PolicyProblem(name, trailing_line, "a policy is not finished: missing ';' at its end?"))
+    owner = Path(name).stem if name.startswith(OWNERS_FOLDER + "/") else None
+    for start_line, chunk in chunks:
+        try:
+            parsed = json.loads(cedarpy.policies_to_json_str(chunk))
+        except ValueError as error:
+            line = _line_of_message_token(str(error), chunk, start_line)
+            problems.append(PolicyProblem(name, line, f"does not parse: {error}"))
+            continue
+        if parsed.get("templates"):
+            problems.append(PolicyProblem(name, start_line, "templates (?principal, ?resource) are not supported"))
+            continue
+        document = next(iter(parsed["staticPolicies"].values()))
+        annotations = document.get("annotations", {})
+        policy_id = annotations.get("id", "")
+        if not policy_id or not _POLICY_ID.match(policy_id):
+            problems.append(
+                PolicyProblem(name, start_line, 'every policy needs an @id("lower-case-words") annotation')
+            )
+            continue
+        if policy_id in policies:
+            other = policies[policy_id]
+            problems.append(
+                PolicyProblem(name, start_line, f"@id {policy_id!r} is also used at {other.file}:{other.line}")
+            )
+            continue
+        result = cedarpy.validate_policies(chunk, schema)
+        for error in result.errors:
+            line = _line_of_message_token(error.error, chunk, start_line)
+            problems.append(PolicyProblem(name, line, f"policy {policy_id}: {error.error}"))
+        if owner is not None:
+            if document["effect"] != "forbid":
+                problems.append(
+                    PolicyProblem(name, start_line, f"policy {policy_id}: owner files may only forbid, never permit")
+                )
+            elif not _mentions_owner(document.get("conditions", []), owner):
+                problems.append(
+                    PolicyProblem(
+                        name,
+                        start_line,
+                        f'policy {policy_id}: an owner rule must apply only to {owner}\'s data: add '
+                        f'when {{ resource.owners.contains("{owner}") }}',
+                    )
+                )
+        policies[policy_id] = PolicyInfo(
+            id=policy_id,
+            file=name,
+            line=start_line,
+            effect=document["effect"],
+            reason=str(annotations.get("reason", "")),
+            text=chunk,
+        )
+        documents[policy_id] = document
+    return problems
+
+
+def split_policies(text: str) -> tuple[list[tuple[int, str]], int]:
+    """Split Cedar text into its policies, each with the line it starts on.
+
+    Cedar reports parse and validation errors without positions; splitting at
+    each top-level ``;`` (outside strings, comments and brackets) lets every
+    problem name its file and line. Returns the chunks and, when text follows
+    the last ``;``, the line where that unfinished policy starts (else 0).
+    """
+    chunks: list[tuple[int, str]] = []
+    index, size, depth, line = 0, len(text), 0, 1
+    start: int | None = None
+    start_line = 0
+    while index < size:
+        char = text[index]
+        if char == "\n":
+            line += 1
+        elif char == "/" and text.startswith("//", index):
+            end = text.find("\n", index)
+            index = size if end < 0 else end
+            continue
+        elif not char.isspace():
+            if start is None:
+                start, start_line = index, line
+            if char == '"':
+                index += 1
+                while index < size and text[index] != '"':
+                    if text[index] == "\\":
+                        index += 1
+                    elif text[index] == "\n":
+                        line += 1
+                    index += 1
+            elif char in "([{":
+                depth += 1
+            elif char in ")]}":
+                depth -= 1
+            elif char == ";" and depth <= 0:
+                chunks.append((start_line, text[start : index + 1]))
+                start, depth = None, 0
+        index += 1
+    return chunks, (start_line if start is not None else 0)
+
+
+def _line_of_message_token(message: str, text: str, start_line: int) -> int:
+    """The line in ``text`` of the first word the error message quotes, else its first line."""
+    candidates = [token for token in re.findall(r"`([^`]+)`", message) if not re.fullmatch(r"policy\d+", token)]
+    tail = message.rsplit(": ", 1)[-1].strip()
+    if tail and len(tail) < 40:
+        candidates.append(tail)
+    for token in candidates:
+        position = text.find(token)
+        if position >= 0:
+            return start_line + text.count("\n", 0, position)
+    return start_line
+
+
+def _mentions_owner(node: Any, owner: str) -> bool:
+    """Whether a policy's conditions test ``resource.owners.contains("<owner>")``."""
+    if isinstance(node, dict):
+        contains = node.get("contains")
+        if isinstance(contains, dict):
+            left, right = contains.get("left"), contains.get("right")
+            if (
+                isinstance(left, dict)
+                and left.get(".", {}).get("attr") == "owners"
+                and left.get(".", {}).get("left") == {"Var": "resource"}
+                and right == {"Value": owner}
+            ):
+                return True
+        return any(_mentions_owner(value, owner) for value in node.values())
+    if isinstance(node, list):
+        return any(_mentions_owner(value, owner) for value in node)
+    return False
+
+
+# --- Facts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalFacts:
+    """Who asks: a user or a consumer, with the attributes policies read.
+
+    ``facts_version`` lets the decision cache trust a previous answer; leave it
+    ``None`` when the facts are not versioned (they are then rebuilt each call).
+    """
+
+    kind: str
+    id: str
+    label: str = ""
+    groups: frozenset[str] = frozenset()
+    is_admin: bool = False
+    pii_clearances: frozenset[str] = frozenset()
+    purposes: frozenset[str] = frozenset()
+    region: str = ""
+    commercial: bool = False
+    facts_version: int | None = None
+
+    def to_entity(self) -> dict[str, Any]:
+        """The Cedar entity (JSON form) for this principal."""
+        return {
+            "uid": {"type": self.kind, "id": self.id},
+            "attrs": {
+                "name": self.id,
+                "is_admin": self.is_admin,
+                "groups": sorted(self.groups),
+                "pii_clearances": sorted(self.pii_clearances),
+                "purposes": sorted(self.purposes),
+                "region": self.region,
+                "commercial": self.commercial,
+            },
+            "parents": [],
+        }
+
+    @property
+    def display(self) -> str:
+        return self.label or f"{self.kind.lower()} {self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceFacts:
+    """What is asked about: a dataset version, model version or endpoint, with its
+    effective lineage facts.
+
+    This is the typed interface every asset kind plugs into: the catalog builds
+    it from a dataset version (``policies.facts``), and model versions and
+    endpoints build it from their lineage. ``origins`` says where an inherited
+    fact comes from, keyed ``"<fact>:<value>"`` (e.g. ``"pii_types:US_SSN"`` ->
+    ``("claims-2024 v2",)``), so reasons can name the upstream data;
+    ``derived_verb`` phrases that link ("was trained on").
+    """
+
+    kind: str
+    id: str
+    label: str
+    pii_types: frozenset[str] = frozenset()
+    licences: frozenset[str] = frozenset()
+    permissions: Mapping[str, bool] = field(default_factory=dict)
+    purposes: frozenset[str] = frozenset()
+    regions: frozenset[str] = frozenset()
+    owners: frozenset[str] = frozenset()
+    stewards: frozenset[str] = frozenset()
+    status: str = "active"
+    quarantined: bool = False
+    facts_version: int | None = None
+    origins: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    derived_verb: str = "was trained on"
+
+    def to_entity(self) -> dict[str, Any]:
+        """The Cedar entity (JSON form) for this resource."""
+        permissions = self.permissions
+        return {
+            "uid": {"type": self.kind, "id": self.id},
+            "attrs": {
+                "name": self.label,
+                "pii_types": sorted(self.pii_types),
+                "licences": sorted(self.licences),
+                "permits": {name: bool(permissions[name]) for name in PERMISSION_NAMES},
+                "purposes": sorted(self.purposes),
+                "regions": sorted(self.regions),
+                "owners": sorted(self.owners),
+                "stewards": sorted(self.stewards),
+                "quarantined": self.quarantined,
+                "status": self.status,
+                "facts_version": self.facts_version or 0,
+            },
+            "parents": [],
+        }
+
+    def sources_of(self, fact: str, values: Iterable[str]) -> list[str]:
+        """The upstream assets (labels) that bring ``values`` of ``fact``, when not this one."""
+        found: set[str] = set()
+        for value in values:
+            found.update(self.origins.get(f"{fact}:{value}", ()))
+        found.discard(self.label)
+        return sorted(found)
+
+
+def principal_from_data(data: Mapping[str, Any]) -> PrincipalFacts:
+    """Build ``PrincipalFacts`` from plain data (policy tests, API what-ifs)."""
+    known = set(PrincipalFacts.__dataclass_fields__)
+    unknown = set(data) - known
+    if unknown:
+        raise InvalidInput(f"principal has unknown fields: {', '.join(sorted(unknown))}", field="principal")
+    if data.get("kind") not in PRINCIPAL_KINDS or not data.get("id"):
+        raise InvalidInput(
+            f"principal needs kind ({' or '.join(PRINCIPAL_KINDS)}) and id", field="principal"
+        )
+    values = dict(data)
+    for name in ("groups", "pii_clearances", "purposes"):
+        values[name] = frozenset(_string_list(values.get(name, []), f"principal.{name}"))
+    return PrincipalFacts(**values)
+
+
+def resource_from_data(data: Mapping[str, Any]) -> ResourceFacts:
+    """Build ``ResourceFacts`` from plain data (policy tests, API what-ifs)."""
+    known = set(ResourceFacts.__dataclass_fields__)
+    unknown = set(data) - known
+    if unknown:
+        raise InvalidInput(f"resource has unknown fields: {', '.join(sorted(unknown))}", field="resource")
+    if data.get("kind") not in RESOURCE_KINDS or not data.get("id"):
+        raise InvalidInput(f"resource needs kind ({', '.join(RESOURCE_KINDS)}) and id", field="resource")
+    values = dict(data)
+    values.setdefault("label", f"{values['kind']} {values['id']}")
+    for name in ("pii_types", "licences", "purposes", "regions", "owners", "stewards"):
+        values[name] = frozenset(_string_list(values.get(name, []), f"resource.{name}"))
+    permissions = values.get("permissions") or {}
+    unknown_permissions = set(permissions) - set(PERMISSION_NAMES)
+    if unknown_permissions:
+        raise InvalidInput(
+            f"unknown permission {sorted(unknown_permissions)[0]!r}: use {', '.join(PERMISSION_NAMES)}",
+            field="resource.permissions",
+        )
+    values["permissions"] = {name: bool(permissions.get(name, False)) for name in PERMISSION_NAMES}
+    values["origins"] = {key: tuple(labels) for key, labels in (values.get("origins") or {}).items()}
+    return ResourceFacts(**values)
+
+
+def _string_list(value: Any, name: str) -> list[str]:
+    if not isinstance(value, list | tuple | set | frozenset) or not all(isinstance(v, str) for v in value):
+        raise InvalidInput(f"{name} must be a list of strings", field=name)
+    return list(value)
+
+
+# --- Decisions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRequest:
+    """One question for the engine: may ``principal`` do ``action`` to ``resource``?"""
+
+    principal: PrincipalFacts
+    action: str
+    resource: ResourceFacts
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The engine's answer, with its reasons.
+
+    ``outcome`` is ``allow``, ``deny`` or ``error`` (an error always denies).
+    ``policies`` are the ``@id`` of the deciding policies (the permits that
+    allowed, or the forbids that denied; empty when nothing permitted),
+    ``facts`` the facts that triggered them, ``reason`` a sentence a person can
+    act on. The digests identify the inputs and the policy set in force.
+    """
+
+    allowed: bool
+    outcome: str
+    policies: tuple[str, ...]
+    facts: Mapping[str, Any]
+    reason: str
+    principal: str
+    action: str
+    resource: str
+    context: Mapping[str, Any]
+    policy_digest: str
+    inputs_digest: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed,
+            "outcome": self.outcome,
+            "policies": list(self.policies),
+            "facts": dict(self.facts),
+            "reason": self.reason,
+            "principal": self.principal,
+            "action": self.action,
+            "resource": self.resource,
+            "context": dict(self.context),
+            "policy_digest": self.policy_digest,
+            "inputs_digest": self.inputs_digest,
+        }
+
+
+def error_decision(
+    message: str,
+    *,
+    principal: str = "",
+    action: str = "",
+    resource: str = "",
+    context: Mapping[str, Any] | None = None,
+    policy_digest: str = "",
+    inputs_digest: str = "",
+) -> Decision:
+    """A denial caused by an error: the engine fails closed."""
+    return Decision(
+        allowed=False,
+        outcome="error",
+        policies=(),
+        facts={"error": message},
+        reason=f"denied: the policy engine could not decide ({message}); it denies when in doubt",
+        principal=principal,
+        action=action,
+        resource=resource,
+        context=dict(context or {}),
+        policy_digest=policy_digest,
+        inputs_digest=inputs_digest,
+    )
+
+
+class Evaluator:
+    """Evaluates requests against a ``PolicyBundle`` and explains the answers.
+
+    Parsed Cedar entities are kept by content (the exact JSON of the request's
+    principal and resource), so the same facts are parsed once however often
+    they are asked about, and changed facts are never mistaken for old ones.
+    """
+
+    def __init__(self, max_entities: int = 20_000) -> None:
+        self._entities: dict[bytes, Any] = {}
+        self._max_entities = max_entities
+
+    def clear(self) -> None:
+        self._entities.clear()
+
+    def decide(self, bundle: PolicyBundle, request: DecisionRequest) -> Decision:
+        """Decide one request. Never raises: an error becomes a denying error decision."""
+        principal, resource, action = request.principal, request.resource, request.action
+        principal_ref = f"{principal.kind}::{principal.id}"
+        resource_ref = f"{resource.kind}::{resource.id}"
+        try:
+            entities_json = orjson.dumps([principal.to_entity(), resource.to_entity()])
+            context_json = orjson.dumps(request.context) if request.context else b"{}"
+            inputs_digest = hashlib.sha256(
+                entities_json + b"\0" + action.encode() + b"\0" + context_json
+            ).hexdigest()
+            entities = self._entities.get(entities_json)
+            if entities is None:
+                entities = cedarpy._internal.Entities.from_json_str(entities_json.decode(), bundle.schema)
+                if len(self._entities) >= self._max_entities:
+                    self._entities.clear()
+                self._entities[entities_json] = entities
+            cedar_request = {
+                "principal": {"type": principal.kind, "id": principal.id},
+                "action": {"type": "Action", "id": action},
+                "resource": {"type": resource.kind, "id": resource.id},
+                "context": context_json.decode(),
+            }
+            (answer,) = cedarpy._internal.is_authorized_batch(
+                [cedar_request], bundle.policy_set, entities, bundle.schema, False
+            )
+        except Exception as error:  # fail closed: any engine failure denies
+            return error_decision(
+                f"{type(error).__name__}: {error}",
+                principal=principal_ref,
+                action=action,
+                resource=resource_ref,
+                context=request.context,
+                policy_digest=bundle.digest,
+            )
+        return self._interpret(bundle, request, orjson.loads(answer), inputs_digest)
+
+    def decide_batch(self, bundle: PolicyBundle, requests: Sequence[DecisionRequest]) -> list[Decision]:
+        """Decide many requests in one engine call (one entity set, one evaluation pass).
+
+        Requests whose facts cannot be put in the shared entity set (the same
+        principal or resource described two ways) are decided one by one.
+        """
+        if not requests:
+            return []
+        entities: dict[tuple[str, str], dict[str, Any]] = {}
+        batchable: list[int] = []
+        alone: list[int] = []
+        for index, request in enumerate(requests):
+            clash = False
+            for entity in (request.principal.to_entity(), request.resource.to_entity()):
+                key = (entity["uid"]["type"], entity["uid"]["id"])
+                if entities.setdefault(key, entity) != entity:
+                    clash = True
+            (alone if clash else batchable).append(index)
+        results: list[Decision | None] = [None] * len(requests)
+        try:
+            entities_json = orjson.dumps(list(entities.values())).decode()
+            handle = cedarpy._internal.Entities.from_json_str(entities_json, bundle.schema)
+            cedar_requests = []
+            for index in batchable:
+                request = requests[index]
+                cedar_requests.append(
+                    {
+                        "principal": {"type": request.principal.kind, "id": request.principal.id},
+                        "action": {"type": "Action", "id": request.action},
+                        "resource": {"type": request.resource.kind, "id": request.resource.id},
+                        "context": orjson.dumps(request.context).decode() if request.context else "{}",
+                    }
+                )
+            answers = cedarpy._internal.is_authorized_batch(
+                cedar_requests, bundle.policy_set, handle, bundle.schema, False
+            )
+            for index, answer in zip(batchable, answers, strict=True):
+                request = requests[index]
+                digest = _inputs_digest(request)
+                results[index] = self._interpret(bundle, request, orjson.loads(answer), digest)
+        except Exception:
+            # One bad request must not deny the others: decide each alone.
+            alone = list(range(len(requests)))
+        for index in alone:
+            results[index] = self.decide(bundle, requests[index])
+        return [result for result in results if result is not None]
+
+    def _interpret(
+        self, bundle: PolicyBundle, request: DecisionRequest, answer: Mapping[str, Any], inputs_digest: str
+    ) -> Decision:
+        principal, resource, action = request.principal, request.resource, request.action
+        principal_ref = f"{principal.kind}::{principal.id}"
+        resource_ref = f"{resource.kind}::{resource.id}"
+        diagnostics = answer.get("diagnostics", {})
+        errors = diagnostics.get("errors") or []
+        verdict = answer.get("decision")
+        if errors or verdict not in {"Allow", "Deny"}:
+            message = "; ".join(str(error) for error in errors) or f"no decision ({verdict})"
+            return error_decision(
+                message,
+                principal=principal_ref,
+                action=action,
+                resource=resource_ref,
+                context=request.context,
+                policy_digest=bundle.digest,
+                inputs_digest=inputs_digest,
+            )
+        deciding = tuple(sorted(diagnostics.get("reason") or ()))
+        allowed = verdict == "Allow"
+        facts, reason = explain(bundle, request, allowed, deciding)
+        return Decision(
+            allowed=allowed,
+            outcome="allow" if allowed else "deny",
+            policies=deciding,
+            facts=facts,
+            reason=reason,
+            principal=principal_ref,
+            action=action,
+            resource=resource_ref,
+            context=request.context,
+            policy_digest=bundle.digest,
+            inputs_digest=inputs_digest,
+        )
+
+
+def _inputs_digest(request: DecisionRequest) -> str:
+    entities_json = orjson.dumps([request.principal.to_entity(), request.resource.to_entity()])
+    context_json = orjson.dumps(request.context) if request.context else b"{}"
+    return hashlib.sha256(entities_json + b"\0" + request.action.encode() + b"\0" + context_json).hexdigest()
+
+
+# --- Explanations ------------------------------------------------------------------
+# Each shipped policy has an explainer that names the facts that triggered it
+# and says, in one clause, what a person could change. A policy without an
+# explainer (a team's own rule, say) is explained by its @reason annotation.
+
+Explainer = Callable[[DecisionRequest], tuple[dict[str, Any], str]]
+
+
+def human_list(items: Iterable[str], conjunction: str = "and") -> str:
+    """``["a", "b", "c"]`` -> ``"a, b and c"``."""
+    values = list(items)
+    if not values:
+        return "none"
+    if len(values) == 1:
+        return values[0]
+    return f"{', '.join(values[:-1])} {conjunction} {values[-1]}"
+
+
+def _holder_phrase(resource: ResourceFacts, fact: str, values: Sequence[str], what: str) -> str:
+    """"model m v3 was trained on claims-2024 v2, which holds X" or "dataset d v1 holds X"."""
+    upstream = resource.sources_of(fact, values)
+    if upstream:
+        verb = "holds" if len(upstream) == 1 else "hold"
+        return f"{resource.label} {resource.derived_verb} {human_list(upstream)}, which {verb} {what}"
+    return f"{resource.label} holds {what}"
+
+
+def _explain_pii(request: DecisionRequest) -> tuple[dict[str, Any], str]:
+    principal, resource = request.principal, request.resource
+    types = sorted(resource.pii_types)
+    missing = sorted(resource.pii_types - principal.pii_clearances)
+    cleared = sorted(resource.pii_types & principal.pii_clearances)
+    facts = {"pii_types": types, "pii_clearances": sorted(principal.pii_clearances), "missing": missing}
+    upstream = resource.sources_of("pii_types", missing)
+    if upstream:
+        facts["from"] = upstream
+    if not cleared:
+        clearance = {1: "is not cleared for it", 2: "is cleared for neither"}.get(len(types), "is cleared for none of them")
+    else:
+        clearance = f"is cleared for {human_list(cleared)} but not {human_list(missing, 'or')}"
+    text = f"{_holder_phrase(resource, 'pii_types', missing, human_list(types))}; {principal.display} {clearance}"
+    return facts, text + f" (clear it for {human_list(missing)}, or serve a model trained on redacted data)"
+
+
+def _explain_licence_training(request: DecisionRequest) -> tuple[dict[str, Any], str]:
+    resource = request.resource
+    licences = sorted(resource.licences)
+    facts = {"licences": licences, "permits_training": False}
+    what = f"data under {human_list(licences)}, whose terms do not permit training"
+    return facts, _holder_phrase(resource, "licences", licences, what)
+
+
+def _explain_licence_commercial(request: DecisionRequest) -> tuple[dict[str, Any], str]:
+    principal, resource = request.principal, request.resource
+    licences = sorted(resource.licences)
+    facts = {"commercial": True, "licences": licences, "permits_commercial_use": False}
+    what = f"data under {human_list(licences)}, which forbids commercial use"
+    return facts, f"{_holder_phrase(resource, 'licences', licences, what)}; {principal.display} is commercial"
+
+
+def _explain_purpose(request: DecisionRequest) -> tuple[dict[str, Any], str]:
+    principal, resource = request.principal, request.resource
+    allowed = sorted(resource.purposes)
+    facts: dict[str, Any] = {"allowed_purposes": allowed, "declared_purposes": sorted(principal.purposes)}
+    allowed_text = f"only {human_list(allowed, 'or')}" if allowed else "no purpose at all (none declared upstream)"
+    purpose = request.context.get("purpose")
+    if purpose is not None:
+        facts["purpose"] = purpose
+        if purpose not in principal.purposes:
+            return facts, f"{principal.display} has not declared the purpose {purpose} (it declares {human_list(sorted(principal.purposes))})"
+        return facts, f"the data behind {resource.label} may serve {allowed_text}, not {purpose}"
+    if not principal.purposes:
+        return facts, f"{principal.display} declares no purpose; declare one that the data allows ({human_list(allowed, 'or')})"
+    extra = sorted(principal.purposes - resource.purposes)
+    facts["not_allowed"] = extra
+    return facts, (
+        f"{principal.display} declares {human_list(sorted(principal.purposes))}, but the data behind "
+        f"{resource.label} may serve {allowed_text} (declare the purpose of each call, or drop {human_list(extra)})"
+    )
+
+
+def _explain_residency(request: DecisionRequest) -> tuple[dict[str, Any], str]:
+    principal, resource = request.principal, request.resource
+    regions = sorted(resource.regions)
+    facts = {"regions": regions, "region": principal.region}
+    where = f"only in {human_list(regions, 'or')}" if regions else "nowhere (no residency region declared upstream)"
+    return facts, f"{resource.label} may be served {where}; {principal.display} is in {principal.region or 'no region'}"
+
+
+def _explain_quarantine(request: DecisionRequest) -> tuple[dict[str, Any], str]:
+    resource = request.resource
+    facts = {"quarantined": True, "status": resource.status}
+    upstream = resource.sources_of("quarantined", ["true"])
+    cause = f" because {human_list(upstream)} is revoked or expired" if upstream else f" ({resource.status})"
+    return facts, f"{resource.label} is quarantined{cause}; nothing but admin reads are allowed"
+
+
+def _explain_owner_read(request: DecisionRequest) -> tuple[dict[str, Any], str]:
+    principal, resource = request.principal, request.resource
+    if principal.is_admin:
+        return {"is_admin": True}, f"{principal.display} is an admin"
+    if principal.id in resource.stewards:
+        return {"steward": principal.id}, f"{principal.display} is its steward"
+    shared = sorted(principal.groups & resource.owners)
+    if shared:
+        return {"owner_groups": shared}, f"{principal.display} is in {human_list(shared)}, which owns it"
+    if "ml-platform" in principal.groups:
+        return {"groups": ["ml-platform"]}, f"{principal.display} is in ml-platform"
+    return {}, "a policy permits it"
+
+
+EXPLAINERS: dict[str, Explainer] = {
+    "pii-clearance": _explain_pii,
+    "licence-training": _explain_licence_training,
+    "licence-commercial": _explain_licence_commercial,
+    "purpose-limitation": _explain_purpose,
+    "residency": _explain_residency,
+    "quarantine": _explain_quarantine,
+    "dataset-read": _explain_owner_read,
+    "dataset-train": _explain_owner_read,
+    "model-deploy": _explain_owner_read,
+    "model-export": _explain_owner_read,
+    "endpoint-invoke": lambda request: ({}, f"{request.principal.display} is a registered consumer"),
+}
+
+
+def _no_permit_hint(bundle: PolicyBundle, request: DecisionRequest) -> str:
+    resource = request.resource
+    if request.action == "dataset.read":
+        return (
+            f"only admins, its steward ({human_list(sorted(resource.stewards), 'or')}) and members of "
+            f"{human_list(sorted(resource.owners), 'or')} may read it"
+        )
+    permits = [
+        info.reason
+        for info in bundle.policies.values()
+        if info.effect == "permit" and info.reason and f'"{request.action}"' in info.text
+    ]
+    return "; ".join(permits) if permits else "no policy permits this action"
+
+
+def explain(
+    bundle: PolicyBundle, request: DecisionRequest, allowed: bool, deciding: Sequence[str]
+) -> tuple[dict[str, Any], str]:
+    """The triggering facts (by policy) and the sentence for a decision."""
+    principal, resource = request.principal, request.resource
+    verb = ACTION_VERBS.get(request.action, request.action)
+    facts: dict[str, Any] = {}
+    clauses: list[str] = []
+    for policy_id in deciding:
+        explainer = EXPLAINERS.get(policy_id)
+        if explainer is not None:
+            policy_facts, clause = explainer(request)
+        else:
+            info = bundle.policies.get(policy_id)
+            policy_facts = {}
+            clause = info.reason if info and info.reason else f"policy {policy_id} decides so"
+        facts[policy_id] = policy_facts
+        clauses.append(clause)
+    if allowed:
+        because = "; ".join(clauses)
+        return facts, f"allowed: {principal.display} may {verb} {resource.label} ({because})"
+    if not deciding:
+        hint = _no_permit_hint(bundle, request)
+        return facts, f"denied: no policy lets {principal.display} {verb} {resource.label}: {hint}"
+    return facts, "denied: " + "; and ".join(clauses)
+
+
+# --- The store: the policy set in force, reloaded when its files change ------------------
+
+
+class PolicyStore:
+    """Holds the policy set in force and reloads it when the files change.
+
+    A change is validated before it is used: an invalid change keeps the last
+    good set and is reported in ``last_error``. Checks for changes happen at
+    most every ``interval`` seconds, so a decision usually costs one clock read.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bundle: PolicyBundle | None = None
+        self._directory: str | None = None
+        self._signature: tuple[tuple[str, int, int], ...] | None = None
+        self._next_check = 0.0
+        self.last_error: PolicyInvalid | None = None
+        self.last_checked_at = 0.0
+        self.on_reload: list[Callable[[PolicyBundle], None]] = []
+
+    def current(self, directory: Path | str, interval: float = 1.0) -> PolicyBundle:
+        """The policy set in force for ``directory``; raises ``PolicyInvalid`` if none is good."""
+        bundle = self._bundle
+        if bundle is not None and time.monotonic() < self._next_check and self._directory == str(directory):
+            return bundle
+        with self._lock:
+            self._refresh(str(directory))
+            self._next_check = time.monotonic() + interval
+        if self._bundle is None:
+            raise self.last_error or PolicyInvalid([PolicyProblem(str(directory), 0, "no policies loaded")])
+        return self._bundle
+
+    def reload(self, directory: Path | str) -> PolicyBundle:
+        """Check the files now, whatever the interval; returns the set in force."""
+        with self._lock:
+            self._signature = None if self._directory == str(directory) else self._signature
+            self._refresh(str(directory))
+        if self._bundle is None:
+            raise self.last_error or PolicyInvalid([PolicyProblem(str(directory), 0, "no policies loaded")])
+        return self._bundle
+
+    def _refresh(self, directory: str) -> None:
+        self.last_checked_at = time.time()
+        signature = sources_signature(directory)
+        if directory == self._directory and signature == self._signature:
+            return
+        try:
+            bundle = load_policy_directory(directory)
+        except PolicyInvalid as error:
+            if directory != self._directory:
+                self._bundle = None  # never serve another folder's policies
+            self._directory = directory
+            self._signature = signature
+            self.last_error = error
+            logger.error("policy change rejected, keeping the last good policy set: %s", error.message)
+            return
+        previous = self._bundle
+        self._bundle, self._directory, self._signature, self.last_error = bundle, directory, signature, None
+        if previous is None or previous.digest != bundle.digest:
+            logger.info("policy set %s loaded from %s (%d policies)", bundle.digest[:12], directory, len(bundle.policies))
+            for callback in self.on_reload:
+                callback(bundle)
+
+    @property
+    def bundle(self) -> PolicyBundle | None:
+        return self._bundle

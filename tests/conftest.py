@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -46,8 +45,8 @@ def import_dir(settings: Any) -> Path:
 # download claims data. root is an admin.
 
 
-def _user(username: str, *groups: str, **extra: Any) -> AbstractBaseUser:
-    user = get_user_model().objects.create_user(username=username, password="pw-" + username, **extra)
+def _user(username: str, *groups: str, **extra: Any) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username, **extra)
     for name in groups:
         user.groups.add(Group.objects.get_or_create(name=name)[0])
     return user
@@ -64,30 +63,30 @@ def support_team(db: Any) -> Group:
 
 
 @pytest.fixture
-def alice(claims_team: Group) -> AbstractBaseUser:
+def alice(claims_team: Group) -> User:
     """Steward of the claims data, member of claims-team."""
     return _user("alice", "claims-team")
 
 
 @pytest.fixture
-def erin(claims_team: Group) -> AbstractBaseUser:
+def erin(claims_team: Group) -> User:
     """A teammate of alice in claims-team."""
     return _user("erin", "claims-team")
 
 
 @pytest.fixture
-def mallory(support_team: Group) -> AbstractBaseUser:
+def mallory(support_team: Group) -> User:
     """An outsider: member of support-team only."""
     return _user("mallory", "support-team")
 
 
 @pytest.fixture
-def root(db: Any) -> AbstractBaseUser:
+def root(db: Any) -> User:
     """A platform admin."""
-    return get_user_model().objects.create_superuser("root", "root@example.com", "pw-root")
+    return User.objects.create_superuser("root", "root@example.com", "pw-root")
 
 
-def api_client_for(user: AbstractBaseUser | None) -> APIClient:
+def api_client_for(user: User | None) -> APIClient:
     client = APIClient()
     if user is not None:
         token, _ = Token.objects.get_or_create(user=user)
@@ -96,7 +95,7 @@ def api_client_for(user: AbstractBaseUser | None) -> APIClient:
 
 
 @pytest.fixture
-def api_client() -> Callable[[AbstractBaseUser | None], APIClient]:
+def api_client() -> Callable[[User | None], APIClient]:
     return api_client_for
 
 
@@ -110,12 +109,12 @@ def jsonl(*records: dict[str, Any]) -> bytes:
 
 
 @pytest.fixture
-def claims_dataset(alice: AbstractBaseUser, claims_team: Group) -> Dataset:
+def claims_dataset(alice: User, claims_team: Group) -> Dataset:
     return do_create_dataset(actor=alice, name="claims-2024", owner_group=claims_team, title="Claims")
 
 
 @pytest.fixture
-def make_version(alice: AbstractBaseUser) -> Callable[..., DatasetVersion]:
+def make_version(alice: User) -> Callable[..., DatasetVersion]:
     """Ingest bytes as a new version (default: three text records, MIT)."""
 
     def make(
@@ -123,7 +122,7 @@ def make_version(alice: AbstractBaseUser) -> Callable[..., DatasetVersion]:
         data: bytes | None = None,
         *,
         filename: str = "data.jsonl",
-        actor: AbstractBaseUser | None = None,
+        actor: User | None = None,
         **governance: Any,
     ) -> DatasetVersion:
         payload = data if data is not None else jsonl({"text": f"record {uuid.uuid4()}"}, {"text": "b"}, {"text": "c"})

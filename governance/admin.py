@@ -35,6 +35,18 @@ def _filesize(size: int) -> str:
     return f"{size} B"
 
 
+def _describe_changes(action: str, changes: dict[str, Any]) -> str:
+    """``field: old → new`` for diffs; ``field=value`` for the facts of a creation."""
+    parts = []
+    for name in sorted(changes):
+        value = changes[name]
+        if not action.endswith(".created") and isinstance(value, list) and len(value) == 2:
+            parts.append(f"{name}: {value[0]!r} → {value[1]!r}")
+        else:
+            parts.append(f"{name}={value!r}")
+    return "; ".join(parts)
+
+
 class DatasetVersionInline(admin.TabularInline):
     """The version history of a dataset, newest first."""
 
@@ -226,7 +238,7 @@ class DatasetVersionAdmin(admin.ModelAdmin):
             "",
             "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             (
-                (e.sequence, e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.actor_label, e.action, e.reason, ", ".join(sorted(e.changes)))
+                (e.sequence, e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.actor_label, e.action, e.reason, _describe_changes(e.action, e.changes))
                 for e in events.order_by("sequence")
             ),
         )

@@ -26,6 +26,8 @@ from django.utils import timezone
 from governance.choices import AuditAction, ConsentBasis, Purpose, Region, VersionStatus
 from governance.ingest.pipeline import IngestResult, ingest_stream
 from governance.licences import get_licence
+from governance.lineage import openlineage as lineage_events
+from governance.lineage import services as lineage
 from governance.models import Dataset, DatasetVersion
 from governance.models.audit import record_audit_event
 from pedigree.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -123,6 +125,9 @@ def do_update_dataset(*, actor: User, dataset: Dataset, changes: dict[str, Any],
         record_audit_event(
             actor=actor, action=AuditAction.DATASET_UPDATED, target=dataset, reason=reason, changes=diff
         )
+        if "owner_group" in diff:  # owners are a lineage fact of every version
+            for version in dataset.versions.all():
+                lineage.on_dataset_version_changed(version, actor=actor, reason=reason)
     return dataset
 
 
@@ -270,6 +275,7 @@ def do_update_version_governance(
     with transaction.atomic(durable=True):
         version.facts_version = F("facts_version") + 1
         version.save(update_fields=[*new_fields, "facts_version"])
+        lineage.on_dataset_version_changed(version, actor=actor, reason=reason)
         record_audit_event(
             actor=actor,
             action=AuditAction.VERSION_GOVERNANCE_UPDATED,
@@ -298,6 +304,7 @@ def do_revoke_dataset_version(*, actor: User, version: DatasetVersion, reason: s
         version.status_changed_by = actor if actor.is_authenticated else None
         version.facts_version = F("facts_version") + 1
         version.save(update_fields=[*DatasetVersion.STATUS_FIELDS, "facts_version"])
+        lineage.on_dataset_version_changed(version, actor=actor, reason=reason)  # quarantine downstream
         record_audit_event(
             actor=actor,
             action=AuditAction.VERSION_REVOKED,
@@ -325,6 +332,7 @@ def do_expire_dataset_versions(*, today: dt.date | None = None) -> list[DatasetV
             version.status_changed_at = timezone.now()
             version.facts_version = F("facts_version") + 1
             version.save(update_fields=[*DatasetVersion.STATUS_FIELDS, "facts_version"])
+            lineage.on_dataset_version_changed(version, actor=None, reason=version.status_reason)
             record_audit_event(
                 actor=None,
                 action=AuditAction.VERSION_EXPIRED,
@@ -334,6 +342,7 @@ def do_expire_dataset_versions(*, today: dt.date | None = None) -> list[DatasetV
             )
         version.refresh_from_db()
         expired.append(version)
+    lineage.do_lineage_housekeeping()  # lapsed quarantine exceptions, missed syncs
     return expired
 
 
@@ -370,19 +379,27 @@ def do_ingest_dataset_version(
     ensure_may(actor, dataset, "change")
     fields = governance_fields(governance, override_reason=override_reason)
     store = get_store()
-    result = ingest_stream(
-        source,
-        filename=filename,
-        store=store,
-        max_bytes=settings.PEDIGREE_MAX_UPLOAD_BYTES,
-        max_record_bytes=settings.PEDIGREE_MAX_RECORD_BYTES,
-        declared_format=declared_format,
-        expected_sha256=expected_sha256,
-        on_progress=on_progress,
-    )
+    run = lineage_events.start_ingest_run(dataset=dataset, filename=filename, source_uri=source_uri)
     try:
-        return _record_version(actor, dataset, result, fields, filename, source_uri)
-    except BaseException:
+        result = ingest_stream(
+            source,
+            filename=filename,
+            store=store,
+            max_bytes=settings.PEDIGREE_MAX_UPLOAD_BYTES,
+            max_record_bytes=settings.PEDIGREE_MAX_RECORD_BYTES,
+            declared_format=declared_format,
+            expected_sha256=expected_sha256,
+            on_progress=on_progress,
+        )
+    except BaseException as error:
+        run.fail(error)
+        raise
+    try:
+        outcome = _record_version(actor, dataset, result, fields, filename, source_uri)
+        lineage_events.complete_ingest_run(run, outcome.version, created=outcome.created)
+        return outcome
+    except BaseException as error:
+        run.fail(error)
         if not result.already_stored and not DatasetVersion.objects.filter(sha256=result.sha256).exists():
             with contextlib.suppress(Exception):
                 store.delete(content_key(result.sha256))
@@ -422,6 +439,7 @@ def _record_version(
                     **fields,
                 )
                 version.save()
+                lineage.on_dataset_version_changed(version, actor=actor)
                 record_audit_event(
                     actor=actor,
                     action=AuditAction.VERSION_CREATED,

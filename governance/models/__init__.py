@@ -2,5 +2,12 @@
 
 from governance.models.audit import AuditChainHead, AuditEvent
 from governance.models.datasets import Dataset, DatasetVersion
+from governance.models.lineage import (
+    LineageEdge,
+    LineageGraphState,
+    LineageNode,
+    QuarantineException,
+)
 
 __all__ = ["AuditChainHead", "AuditEvent", "Dataset", "DatasetVersion"]
+__all__ += ["LineageEdge", "LineageGraphState", "LineageNode", "QuarantineException"]

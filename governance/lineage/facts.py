@@ -1,0 +1,365 @@
+"""Own facts, and the pure rules that combine them into effective facts.
+
+No database here: ``combine`` takes a node's own facts and its parents'
+stored effective facts and returns the node's effective facts, following the
+table in DESIGN.md:
+
+===========================  =============================================
+fact                         rule over parents
+===========================  =============================================
+PII entity types             union (a redaction edge stops the types it removed)
+licences                     union of terms; permissions most restrictive
+owners                       union
+allowed purposes             intersection
+residency regions            intersection
+revoked / expired upstream   any -> quarantined (unless an admin exception)
+===========================  =============================================
+
+Every value remembers, per source asset that declared it, the parent it came
+through and its distance (``{source_id: [via_parent_id, distance]}``); the
+explanation path is rebuilt by following ``via`` upstream (see
+``governance.lineage.explain``). Keeping one pointer per source keeps stored
+facts small even for deep chains, and the choice is deterministic: the
+shortest path, ties broken by the smaller parent id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from governance.models.lineage import OWN_STATUSES, PROPAGATING_RELATIONS, AssetKind
+from pedigree.errors import InvalidInput
+
+UNION_FACTS = ("pii_types", "owners", "licences")
+CONSTRAINT_FACTS = ("allowed_purposes", "residency_regions")
+ALL_PII = "*"
+
+Sources = dict[str, list[Any]]  # source node id -> [via parent id | None, distance]
+
+
+@dataclass(frozen=True)
+class LicenceTerms:
+    """One licence as it applies to one asset: its id, what it permits, to whom credit is due."""
+
+    id: str
+    training: bool
+    commercial_use: bool
+    attribution: bool
+    share_alike: bool
+    holder: str = ""
+
+    @property
+    def key(self) -> str:
+        """A stable key: terms with equal keys are the same obligation."""
+        flags = "".join("1" if flag else "0" for flag in (self.training, self.commercial_use, self.attribution, self.share_alike))
+        return f"{self.id}|{flags}|{self.holder}"
+
+    @property
+    def proprietary(self) -> bool:
+        return self.id.lower() in {"proprietary", "other"}
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "training": self.training,
+            "commercial_use": self.commercial_use,
+            "attribution": self.attribution,
+            "share_alike": self.share_alike,
+            "holder": self.holder,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LicenceTerms:
+        try:
+            return cls(
+                id=str(data["id"]),
+                training=bool(data["training"]),
+                commercial_use=bool(data["commercial_use"]),
+                attribution=bool(data["attribution"]),
+                share_alike=bool(data["share_alike"]),
+                holder=str(data.get("holder", "")),
+            )
+        except KeyError as missing:
+            raise InvalidInput(
+                f"licence terms need id, training, commercial_use, attribution and share_alike; {missing} is missing",
+                field="licences",
+            ) from None
+
+
+@dataclass(frozen=True)
+class OwnFacts:
+    """What an asset itself declares, before anything is inherited.
+
+    ``allowed_purposes`` and ``residency_regions`` of ``None`` mean "this asset
+    adds no restriction" (a model adds none of its own); an empty list means
+    "allows nothing" (a dataset that declared no purposes).
+    """
+
+    status: str = "active"
+    status_reason: str = ""
+    pii_types: tuple[str, ...] = ()
+    licences: tuple[LicenceTerms, ...] = ()
+    owners: tuple[str, ...] = ()
+    allowed_purposes: tuple[str, ...] | None = None
+    residency_regions: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in OWN_STATUSES:
+            raise InvalidInput(
+                f"own status {self.status!r} is not one of {', '.join(sorted(OWN_STATUSES))}", field="status"
+            )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "status_reason": self.status_reason,
+            "pii_types": sorted(set(self.pii_types)),
+            "licences": [terms.as_json() for terms in sorted(set(self.licences), key=lambda t: t.key)],
+            "owners": sorted(set(self.owners)),
+            "allowed_purposes": None if self.allowed_purposes is None else sorted(set(self.allowed_purposes)),
+            "residency_regions": None if self.residency_regions is None else sorted(set(self.residency_regions)),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OwnFacts:
+        """Build own facts from plain JSON (as another app or an API client gives them)."""
+        unknown = set(data) - {
+            "status", "status_reason", "pii_types", "licences", "owners", "allowed_purposes", "residency_regions",
+        }
+        if unknown:
+            raise InvalidInput(f"unknown fact {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
+
+        def optional(name: str) -> tuple[str, ...] | None:
+            value = data.get(name)
+            return None if value is None else tuple(str(item) for item in value)
+
+        return cls(
+            status=str(data.get("status", "active")),
+            status_reason=str(data.get("status_reason", "")),
+            pii_types=tuple(str(item) for item in data.get("pii_types", ())),
+            licences=tuple(
+                item if isinstance(item, LicenceTerms) else LicenceTerms.from_json(item)
+                for item in data.get("licences", ())
+            ),
+            owners=tuple(str(item) for item in data.get("owners", ())),
+            allowed_purposes=optional("allowed_purposes"),
+            residency_regions=optional("residency_regions"),
+        )
+
+
+@dataclass(frozen=True)
+class ParentInput:
+    """One incoming edge as the combination sees it."""
+
+    parent_id: int
+    relation: str
+    removes_pii_types: tuple[str, ...]
+    effective: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ExceptionInput:
+    """A valid quarantine exception of the node being combined, for one cause."""
+
+    exception_id: int
+    cause_id: int
+    expires_at: dt.datetime
+
+
+def constraint_key(values: Iterable[str]) -> str:
+    """The key under which a restriction (a set of allowed values) is stored."""
+    return ",".join(sorted(set(values)))
+
+
+def _better(candidate: list[Any], current: list[Any] | None) -> bool:
+    if current is None:
+        return True
+    via_c = -1 if candidate[0] is None else candidate[0]
+    via_o = -1 if current[0] is None else current[0]
+    return (candidate[1], via_c) < (current[1], via_o)
+
+
+def _offer_source(sources: Sources, source: str, via: int | None, distance: int) -> None:
+    candidate = [via, distance]
+    if _better(candidate, sources.get(source)):
+        sources[source] = candidate
+
+
+def _offer(table: dict[str, Sources], value: str, source: str, via: int | None, distance: int) -> None:
+    _offer_source(table.setdefault(value, {}), source, via, distance)
+
+
+def _removed(value: str, removes: Sequence[str]) -> bool:
+    return ALL_PII in removes or value in removes
+
+
+def combine(
+    *,
+    node_id: int,
+    kind: str,
+    own: Mapping[str, Any],
+    parents: Sequence[ParentInput],
+    exceptions: Sequence[ExceptionInput] = (),
+) -> dict[str, Any]:
+    """The effective facts of one node, from its own facts and its parents' effective facts.
+
+    ``own`` is ``OwnFacts.as_json()``; each parent's ``effective`` is what this
+    function returned for it. Parents joined by a non-propagating relation
+    (``evaluated_on``, ``produced_by``) contribute nothing.
+    """
+    me = str(node_id)
+    result: dict[str, Any] = {name: {} for name in (*UNION_FACTS, *CONSTRAINT_FACTS)}
+    result["licence_terms"] = {}
+    result["quarantine"] = {}
+    result["excepted"] = {}
+
+    for value in own.get("pii_types", ()):
+        _offer(result["pii_types"], value, me, None, 0)
+    for value in own.get("owners", ()):
+        _offer(result["owners"], value, me, None, 0)
+    for raw in own.get("licences", ()):
+        terms = LicenceTerms.from_json(raw)
+        result["licence_terms"][terms.key] = terms.as_json()
+        _offer(result["licences"], terms.key, me, None, 0)
+    for name in CONSTRAINT_FACTS:
+        if own.get(name) is not None:
+            _offer(result[name], constraint_key(own[name]), me, None, 0)
+    own_status = own.get("status", "active")
+    if own_status != "active":
+        result["quarantine"][me] = [None, 0]
+
+    by_cause = {exc.cause_id: exc for exc in exceptions}
+    for parent in sorted(parents, key=lambda p: p.parent_id):
+        if parent.relation not in PROPAGATING_RELATIONS:
+            continue
+        eff = parent.effective
+        for name in (*UNION_FACTS, *CONSTRAINT_FACTS):
+            for value, sources in eff.get(name, {}).items():
+                if name == "pii_types" and _removed(value, parent.removes_pii_types):
+                    continue
+                for source, (_, distance) in sources.items():
+                    _offer(result[name], value, source, parent.parent_id, distance + 1)
+        result["licence_terms"].update(eff.get("licence_terms", {}))
+        for source, (_, distance) in eff.get("quarantine", {}).items():
+            exception = by_cause.get(int(source))
+            if exception is not None and source != me:
+                current = result["excepted"].get(source)
+                candidate = [parent.parent_id, distance + 1]
+                if current is None or _better(candidate, [current["via"], current["distance"]]):
+                    result["excepted"][source] = {
+                        "exception": exception.exception_id,
+                        "expires_at": exception.expires_at.isoformat(),
+                        "via": parent.parent_id,
+                        "distance": distance + 1,
+                    }
+                continue
+            _offer_source(result["quarantine"], source, parent.parent_id, distance + 1)
+
+    if own_status != "active":
+        status = own_status
+    elif result["quarantine"]:
+        status = "quarantined"
+    else:
+        status = "active"
+    result["status"] = status
+    result["status_reason"] = own.get("status_reason", "")
+    result["summary"] = summarise(result, kind=kind)
+    return result
+
+
+def summarise(effective: Mapping[str, Any], *, kind: str) -> dict[str, Any]:
+    """The plain values a policy needs: sets, combined permissions, obligations, conflicts."""
+    terms = [LicenceTerms.from_json(effective["licence_terms"][key]) for key in sorted(effective["licences"])]
+    constraints: dict[str, list[str] | None] = {}
+    for name in CONSTRAINT_FACTS:
+        keys = list(effective[name])
+        if not keys:
+            constraints[name] = None
+            continue
+        allowed: set[str] | None = None
+        for key in keys:
+            values = {item for item in key.split(",") if item}
+            allowed = values if allowed is None else allowed & values
+        constraints[name] = sorted(allowed or set())
+    expiries = [item["expires_at"] for item in effective.get("excepted", {}).values()]
+    return {
+        "status": effective["status"],
+        "quarantined": effective["status"] != "active",
+        "pii_types": sorted(effective["pii_types"]),
+        "owners": sorted(effective["owners"]),
+        "licences": sorted({t.id for t in terms}),
+        "allowed_purposes": constraints["allowed_purposes"],
+        "residency_regions": constraints["residency_regions"],
+        "permissions": combined_permissions(terms),
+        "obligations": obligations(terms),
+        "conflicts": conflicts(terms, kind=kind),
+        "exceptions_expire_at": min(expiries) if expiries else None,
+    }
+
+
+def combined_permissions(terms: Sequence[LicenceTerms]) -> dict[str, bool]:
+    """The most restrictive combination: a use is permitted only if every licence permits it.
+
+    With no licence known at all nothing is permitted (fail closed).
+    """
+    if not terms:
+        return {"training": False, "commercial_use": False, "attribution": False, "share_alike": False}
+    return {
+        "training": all(t.training for t in terms),
+        "commercial_use": all(t.commercial_use for t in terms),
+        "attribution": any(t.attribution for t in terms),
+        "share_alike": any(t.share_alike for t in terms),
+    }
+
+
+def obligations(terms: Sequence[LicenceTerms]) -> dict[str, Any]:
+    """The duties the combined licences impose: whom to credit, what to share alike, what not to do."""
+    attribution = sorted(
+        {(t.id, t.holder) for t in terms if t.attribution},
+    )
+    return {
+        "attribution": [{"licence": licence, "credit": holder or f"the licensors of {licence}"} for licence, holder in attribution],
+        "share_alike": sorted({t.id for t in terms if t.share_alike}),
+        "non_commercial": sorted({t.id for t in terms if not t.commercial_use}),
+        "no_training": sorted({t.id for t in terms if not t.training}),
+    }
+
+
+def conflicts(terms: Sequence[LicenceTerms], *, kind: str) -> list[dict[str, Any]]:
+    """Licence combinations that cannot all be honoured at once.
+
+    - share-alike data mixed with proprietary data, or with a different
+      share-alike licence, or with a licence that restricts more (e.g. NC):
+      derivatives cannot carry the share-alike licence as it demands;
+    - a model (or endpoint) built on data whose licence forbids training.
+    """
+    found: dict[tuple[str, ...], dict[str, Any]] = {}
+    by_id: dict[str, list[LicenceTerms]] = {}
+    for t in terms:
+        by_id.setdefault(t.id, []).append(t)
+    share_alike = [t for t in terms if t.share_alike]
+    for sa in share_alike:
+        for other in terms:
+            if other.id == sa.id:
+                continue
+            reason = None
+            if other.proprietary:
+                reason = f"{sa.id} is share-alike: derivatives must carry it, but {other.id} data is under proprietary terms"
+            elif other.share_alike:
+                reason = f"{sa.id} and {other.id} are both share-alike: a derivative cannot carry both"
+            elif (sa.training and not other.training) or (sa.commercial_use and not other.commercial_use):
+                reason = f"{sa.id} is share-alike, but {other.id} adds restrictions {sa.id} does not allow"
+            if reason is not None:
+                pair = tuple(sorted((sa.id, other.id)))
+                found.setdefault(("share_alike",) + pair, {"code": "share_alike", "licences": list(pair), "message": reason})
+    if kind in {AssetKind.MODEL_VERSION.value, AssetKind.ENDPOINT.value}:
+        for t in terms:
+            if not t.training:
+                found.setdefault(
+                    ("no_training", t.id),
+                    {"code": "no_training", "licences": [t.id], "message": f"{t.id} does not permit training a model on the data"},
+                )
+    return [found[key] for key in sorted(found)]

@@ -8,6 +8,14 @@ from governance.models.lineage import (
     LineageNode,
     QuarantineException,
 )
+from governance.models.pii import (
+    PiiDatasetSalt,
+    PiiEntityReview,
+    PiiFinding,
+    PiiRedaction,
+    PiiScan,
+)
 
 __all__ = ["AuditChainHead", "AuditEvent", "Dataset", "DatasetVersion"]
 __all__ += ["LineageEdge", "LineageGraphState", "LineageNode", "QuarantineException"]
+__all__ += ["PiiDatasetSalt", "PiiEntityReview", "PiiFinding", "PiiRedaction", "PiiScan"]

@@ -47,7 +47,11 @@ def lock_graph() -> LineageGraphState:
 
 @dataclass
 class RefreshResult:
-    """What a refresh changed (or, in a dry run, would change)."""
+    """What a refresh changed (or, in a dry run, would change).
+
+    ``quarantined``: nodes that became quarantined; ``released``: nodes that
+    were quarantined and are active again.
+    """
 
     affected: list[int] = field(default_factory=list)
     changed: list[int] = field(default_factory=list)
@@ -148,9 +152,9 @@ def refresh(
         if effective != node.effective_facts:
             result.changed.append(node_id)
             before, after = node.effective_status, effective["status"]
-            if before == "active" and after != "active":
+            if before != "quarantined" and after == "quarantined":
                 result.quarantined.append(node_id)
-            elif before != "active" and after == "active":
+            elif before == "quarantined" and after == "active":
                 result.released.append(node_id)
     result.effective = computed
     if dry_run or not result.changed:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import QuerySet, TextField
-from django.db.models.functions import Cast
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from governance.choices import DataFormat, PiiStatus, VersionStatus
 from governance.models import Dataset, DatasetVersion

@@ -15,9 +15,10 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from pedigree.types import Actor
 from django.db import models, transaction
 from django.utils import timezone
+
+from pedigree.types import Actor
 
 GENESIS_HASH = "0" * 64
 

@@ -3,17 +3,20 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from governance.api import views
+from governance.api import lineage_views, views
 
 router = DefaultRouter()
 router.register("datasets", views.DatasetViewSet, basename="dataset")
 router.register("versions", views.AllVersionsViewSet, basename="version")
+router.register("lineage/nodes", lineage_views.LineageNodeViewSet, basename="lineage-node")
+router.register("lineage/exceptions", lineage_views.QuarantineExceptionViewSet, basename="lineage-exception")
 
 versions = views.DatasetVersionViewSet
 _dataset = "datasets/<slug:dataset_name>/versions/"
 _version = _dataset + "<int:number>/"
 
 urlpatterns = [
+    path("lineage/", lineage_views.LineageIndexView.as_view(), name="lineage-index"),
     *router.urls,
     path(_dataset, versions.as_view({"get": "list", "post": "create"}), name="dataset-version-list"),
     path(_dataset + "register/", versions.as_view({"post": "register"}), name="dataset-version-register"),

@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from governance import services
 from governance.choices import ConsentBasis, Purpose, Region
 from governance.licences import all_licences
+from governance.lineage.admin import lineage_panel_for_dataset_version  # also registers lineage admin
 from governance.models import AuditEvent, Dataset, DatasetVersion
 from pedigree.errors import PedigreeError
 
@@ -185,6 +186,7 @@ class DatasetVersionAdmin(admin.ModelAdmin):
         "licence", "licence_text", "copyright_holder", "permissions", "permissions_overridden",
         "allowed_purposes", "consent_basis", "residency_regions", "expires_at", "notes",
         "pii_status", "pii_types", "facts_version", "history",
+        "lineage",
     ]
     fieldsets = [
         ("Content (immutable)", {"fields": [
@@ -197,6 +199,7 @@ class DatasetVersionAdmin(admin.ModelAdmin):
             "allowed_purposes", "consent_basis", "residency_regions", "expires_at", "notes",
             "pii_status", "pii_types", "facts_version",
         ]}),
+        ("Lineage", {"fields": ["lineage"]}),
         ("History", {"fields": ["history"]}),
     ]
     change_form_template = "admin/governance/datasetversion/change_form.html"
@@ -230,6 +233,10 @@ class DatasetVersionAdmin(admin.ModelAdmin):
             ("share-alike", version.requires_share_alike),
         ]
         return format_html_join(" · ", "{}: <b>{}</b>", ((name, "yes" if flag else "no") for name, flag in flags))
+
+    @admin.display(description="lineage")
+    def lineage(self, version: DatasetVersion) -> str:
+        return lineage_panel_for_dataset_version(version)
 
     @admin.display(description="recorded actions")
     def history(self, version: DatasetVersion) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -58,6 +58,8 @@ class SVGRenderer(_TextRenderer):
 
 
 class LineageNodeSerializer(serializers.ModelSerializer):
+    own_status = serializers.CharField(read_only=True, help_text="active, revoked or expired")
+    effective_status = serializers.CharField(read_only=True, help_text="active, quarantined, revoked or expired")
     summary = serializers.SerializerMethodField()
 
     class Meta:
@@ -67,11 +69,12 @@ class LineageNodeSerializer(serializers.ModelSerializer):
             "own_facts", "summary", "created_at", "updated_at",
         ]
 
+    @extend_schema_field(OpenApiTypes.OBJECT)
     def get_summary(self, node: LineageNode) -> dict[str, Any]:
         return dict(node.effective_facts.get("summary", {}))
 
 
-class ReasonSerializer(serializers.Serializer):
+class LineageReasonSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
@@ -223,11 +226,11 @@ class LineageNodeViewSet(viewsets.ReadOnlyModelViewSet):
         """The lineage picture around this asset, coloured by status."""
         return Response(render_lineage_svg(self._node(), depth=_depth(request) or 3))
 
-    @extend_schema(request=ReasonSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=LineageReasonSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str | None = None) -> Response:
         """Revoke a dataset version (with a reason); returns the impact report of what it quarantined."""
-        serializer = ReasonSerializer(data=request.data)
+        serializer = LineageReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         node = lineage.do_revoke_asset(actor=request.user, node=self._node(), reason=serializer.validated_data["reason"])
         return Response(impact_report(node).as_json())
@@ -259,11 +262,11 @@ class QuarantineExceptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixi
     def get_queryset(self) -> QuerySet[QuarantineException]:
         return QuarantineException.objects.select_related("node", "cause", "granted_by", "withdrawn_by").order_by("-granted_at")
 
-    @extend_schema(request=ReasonSerializer, responses=QuarantineExceptionSerializer)
+    @extend_schema(request=LineageReasonSerializer, responses=QuarantineExceptionSerializer)
     @action(detail=True, methods=["post"])
     def withdraw(self, request: Request, pk: str | None = None) -> Response:
         """End the exception now; the asset is quarantined again if its cause still holds."""
-        serializer = ReasonSerializer(data=request.data)
+        serializer = LineageReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         exception = QuarantineException.objects.filter(pk=pk).first()
         if exception is None:

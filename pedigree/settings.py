@@ -177,11 +177,41 @@ PEDIGREE_IMPORT_BUCKETS = env_list("PEDIGREE_IMPORT_BUCKETS", ["*"])
 PEDIGREE_MAX_UPLOAD_BYTES = env_int("PEDIGREE_MAX_UPLOAD_BYTES", 20 * 1024**3)
 PEDIGREE_MAX_RECORD_BYTES = env_int("PEDIGREE_MAX_RECORD_BYTES", 16 * 1024**2)
 
+# --- PII scanning (governance/pii) -----------------------------------------------
+# Scan each new dataset version automatically; the scanner configuration file
+# (default: governance/pii/config/scanner.yaml); seconds without a heartbeat
+# after which a running scan's worker counts as dead (the scan is resumed).
+PEDIGREE_PII_AUTO_SCAN = env_bool("PEDIGREE_PII_AUTO_SCAN", True)
+PEDIGREE_PII_CONFIG = os.environ.get("PEDIGREE_PII_CONFIG", "")
+PEDIGREE_PII_SCAN_STALE_SECONDS = env_int("PEDIGREE_PII_SCAN_STALE_SECONDS", 120)
+
 # Django spools multipart uploads above this size to a temporary file, so a
 # large multipart upload is never held in memory. Raw-body uploads stream.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024**2
 FILE_UPLOAD_TEMP_DIR = os.environ.get("FILE_UPLOAD_TEMP_DIR") or None
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024**2
+
+# --- Policies -------------------------------------------------------------------
+# The policy files (Cedar) and their schema; checked at start-up and reloaded
+# when they change (checked at most every PEDIGREE_POLICY_RELOAD_SECONDS).
+PEDIGREE_POLICY_DIR = Path(os.environ.get("PEDIGREE_POLICY_DIR") or BASE_DIR / "policies")
+# Which decisions the decision log keeps: all, denials (and errors), sampled
+# (denials, errors and a PEDIGREE_DECISION_LOG_SAMPLE_RATE fraction of the
+# allowed ones) or off (errors only). Written in bulk every
+# PEDIGREE_DECISION_LOG_FLUSH_SECONDS by a background thread (0: only on flush()).
+PEDIGREE_DECISION_LOG = os.environ.get("PEDIGREE_DECISION_LOG", "all")
+if PEDIGREE_DECISION_LOG not in {"all", "denials", "sampled", "off"}:
+    raise ImproperlyConfigured(
+        f"PEDIGREE_DECISION_LOG={PEDIGREE_DECISION_LOG!r}: use all, denials, sampled or off"
+    )
+try:
+    PEDIGREE_POLICY_RELOAD_SECONDS = float(os.environ.get("PEDIGREE_POLICY_RELOAD_SECONDS") or 1.0)
+    PEDIGREE_DECISION_LOG_SAMPLE_RATE = float(os.environ.get("PEDIGREE_DECISION_LOG_SAMPLE_RATE") or 0.1)
+    PEDIGREE_DECISION_LOG_FLUSH_SECONDS = float(os.environ.get("PEDIGREE_DECISION_LOG_FLUSH_SECONDS") or 1.0)
+except ValueError as _error:
+    raise ImproperlyConfigured(f"a PEDIGREE_POLICY_* or PEDIGREE_DECISION_LOG_* setting is not a number: {_error}") from None
+if not 0 <= PEDIGREE_DECISION_LOG_SAMPLE_RATE <= 1:
+    raise ImproperlyConfigured("PEDIGREE_DECISION_LOG_SAMPLE_RATE must lie between 0 and 1")
 
 # --- Auth, API ----------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -243,4 +273,5 @@ LOGGING = {
 
 CELERY_BEAT_SCHEDULE = {
     "expire-dataset-versions": {"task": "governance.expire_dataset_versions", "schedule": 3600.0},
+    "recover-stale-pii-scans": {"task": "governance.recover_stale_pii_scans", "schedule": 60.0},
 }

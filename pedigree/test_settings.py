@@ -8,7 +8,11 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "pedigree-test-secret-key-not-for-production")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
+# The policy decision log is flushed by tests themselves, not by a thread.
+os.environ.setdefault("PEDIGREE_DECISION_LOG_FLUSH_SECONDS", "0")
 
 from pedigree.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast personas
+# New versions are not scanned for PII unless a test turns it on (scans load spaCy).
+PEDIGREE_PII_AUTO_SCAN = False

@@ -251,9 +251,9 @@ def _compile_file(
             )
             continue
         result = cedarpy.validate_policies(chunk, schema)
-        for error in result.errors:
-            line = _line_of_message_token(error.error, chunk, start_line)
-            problems.append(PolicyProblem(name, line, f"policy {policy_id}: {error.error}"))
+        for issue in result.errors:
+            line = _line_of_message_token(issue.error, chunk, start_line)
+            problems.append(PolicyProblem(name, line, f"policy {policy_id}: {issue.error}"))
         if owner is not None:
             if document["effect"] != "forbid":
                 problems.append(
@@ -951,7 +951,8 @@ class PolicyStore:
         previous = self._bundle
         self._bundle, self._directory, self._signature, self.last_error = bundle, directory, signature, None
         if previous is None or previous.digest != bundle.digest:
-            logger.info("policy set %s loaded from %s (%d policies)", bundle.digest[:12], directory, len(bundle.policies))
+            if previous is not None:
+                logger.info("policy set %s reloaded from %s (%d policies)", bundle.digest[:12], directory, len(bundle.policies))
             for callback in self.on_reload:
                 callback(bundle)
 

@@ -1,0 +1,108 @@
+"""The policy engine in the admin console: the decision log, and simulation.
+
+"Policies and simulation" (a page on the decision log) shows the policy files
+in force, the last rejected change, and answers, before anything is made live:
+which consumers may call an endpoint, which endpoints a consumer may call, and
+what would change if a policy file were edited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+
+from pedigree.errors import PedigreeError
+from policies import services
+from policies.facts import find_resource, resources_of_kind
+from policies.models import PolicyDecision
+from serving.models import Consumer
+
+
+class PolicyChangeForm(forms.Form):
+    file = forms.CharField(help_text="An existing file to edit, or a new one (e.g. owners/research.cedar).")
+    content = forms.CharField(widget=forms.Textarea(attrs={"rows": 18, "cols": 100, "style": "font-family: monospace"}), required=False)
+    delete = forms.BooleanField(required=False, help_text="Simulate deleting the file instead.")
+
+
+@admin.register(PolicyDecision)
+class PolicyDecisionAdmin(admin.ModelAdmin):
+    """The decision log: read-only, newest first."""
+
+    list_display = ["decided_at", "outcome", "principal", "action", "resource", "deciding", "short_reason", "cached"]
+    list_filter = ["outcome", "action", "cached"]
+    search_fields = ["principal", "resource", "reason", "inputs_digest", "policy_digest"]
+    date_hierarchy = "decided_at"
+    readonly_fields = [field.name for field in PolicyDecision._meta.fields]
+    change_list_template = "admin/policies/policydecision/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="policies")
+    def deciding(self, decision: PolicyDecision) -> str:
+        return ", ".join(decision.policies) or "—"
+
+    @admin.display(description="reason")
+    def short_reason(self, decision: PolicyDecision) -> str:
+        return decision.reason if len(decision.reason) < 160 else decision.reason[:157] + "…"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        services.decision_log.flush()  # show what is still queued, too
+        return super().changelist_view(request, extra_context)
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("simulate/", self.admin_site.admin_view(self.simulate_view), name="policies_simulate"),
+            *super().get_urls(),
+        ]
+
+    def simulate_view(self, request: HttpRequest) -> HttpResponse:
+        """Policies in force and the three simulations."""
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Policies and simulation",
+            "status": services.policy_status(),
+            "endpoints": resources_of_kind("Endpoint"),
+            "consumers": list(Consumer.objects.order_by("name")),
+        }
+        purpose = request.GET.get("purpose") or ""
+        call_context = {"purpose": purpose} if purpose else {}
+        context["purpose"] = purpose
+        try:
+            if request.GET.get("endpoint"):
+                endpoint = find_resource("Endpoint", request.GET["endpoint"])
+                context["selected_endpoint"] = endpoint
+                context["invokers"] = services.who_may_invoke(endpoint, call_context)
+            if request.GET.get("consumer"):
+                consumer = Consumer.objects.get(name=request.GET["consumer"])
+                context["selected_consumer"] = consumer
+                context["callable"] = services.endpoints_for(consumer, call_context)
+        except (PedigreeError, Consumer.DoesNotExist) as error:
+            context["error"] = str(error)
+        initial_file = request.GET.get("file", "")
+        sources = services.current_policies().sources
+        form = PolicyChangeForm(
+            request.POST or None,
+            initial={"file": initial_file, "content": sources.get(initial_file, "")},
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                content = None if form.cleaned_data["delete"] else form.cleaned_data["content"]
+                context["diff"] = services.simulate_policy_change(form.cleaned_data["file"], content)
+            except PedigreeError as error:
+                form.add_error("file", str(error))
+        context["change_form"] = form
+        context["files"] = sorted(sources)
+        return TemplateResponse(request, "admin/policies/simulate.html", context)

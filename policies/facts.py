@@ -1,0 +1,211 @@
+"""Facts for the policy engine, built from Pedigree's models.
+
+The engine (``policies.engine``) knows only ``PrincipalFacts`` and
+``ResourceFacts``. This module turns users, consumers and dataset versions into
+them, and lets the apps that own other assets (model versions, endpoints)
+register providers so that simulation can list them.
+
+``facts_for_dataset_version`` is THE single place where a dataset version's
+facts are read. Today it reads the version's own fields; when the lineage
+graph's effective facts exist (``governance.lineage``), switch this one
+function to them and every decision, cache key and simulation follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, runtime_checkable
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from governance.choices import VersionStatus
+from governance.models import DatasetVersion
+from pedigree.errors import InvalidInput, NotFound
+from policies.engine import PrincipalFacts, ResourceFacts
+from serving.models import Consumer
+
+
+@runtime_checkable
+class HasPolicyFacts(Protocol):
+    """An asset that describes itself to the policy engine (model versions, endpoints)."""
+
+    def policy_facts(self) -> ResourceFacts: ...
+
+
+# --- Principals --------------------------------------------------------------------
+
+
+def facts_for_user(user: AbstractBaseUser | AnonymousUser) -> PrincipalFacts:
+    """A signed-in user as a principal: username, teams, admin or not.
+
+    Users carry no PII clearances, purposes or region: those belong to the
+    consumers that call models.
+    """
+    if not user.is_authenticated:
+        raise InvalidInput("an anonymous user is not a principal: sign in first", field="principal")
+    username = user.get_username()
+    groups = getattr(user, "_policy_group_names", None)
+    if groups is None:
+        groups = frozenset(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
+    return PrincipalFacts(
+        kind="User",
+        id=username,
+        label=f"user {username}",
+        groups=groups,
+        is_admin=bool(getattr(user, "is_superuser", False) or getattr(user, "is_staff", False)),
+    )
+
+
+def facts_for_consumer(consumer: Consumer) -> PrincipalFacts:
+    """A consumer as a principal, versioned so its decisions can be cached."""
+    return PrincipalFacts(
+        kind="Consumer",
+        id=consumer.name,
+        label=f"consumer {consumer.name}",
+        groups=frozenset(consumer.groups),
+        pii_clearances=frozenset(consumer.pii_clearances),
+        purposes=frozenset(consumer.purposes),
+        region=consumer.region,
+        commercial=consumer.commercial,
+        facts_version=consumer.facts_version,
+    )
+
+
+def principal_facts(principal: Any) -> PrincipalFacts:
+    """Facts for any principal: ``PrincipalFacts``, a ``Consumer`` or a Django user."""
+    if isinstance(principal, PrincipalFacts):
+        return principal
+    if isinstance(principal, Consumer):
+        return facts_for_consumer(principal)
+    if isinstance(principal, AbstractBaseUser | AnonymousUser):
+        return facts_for_user(principal)
+    raise InvalidInput(f"{principal!r} is not a principal (a user or a consumer)", field="principal")
+
+
+# --- Resources ---------------------------------------------------------------------
+
+
+def dataset_version_id(version: DatasetVersion) -> str:
+    """The resource id of a dataset version: ``<dataset>/v<number>``."""
+    return f"{version.dataset.name}/v{version.number}"
+
+
+def facts_for_dataset_version(version: DatasetVersion) -> ResourceFacts:
+    """A dataset version's facts for the policies.
+
+    The single adapter between the catalog and the engine: switch it to the
+    lineage graph's effective facts when they exist (for a dataset version
+    derived from another, e.g. by redaction, they add what comes from upstream).
+    Until then a version's facts are its own fields.
+    """
+    dataset = version.dataset
+    label = f"dataset {dataset.name} v{version.number}"
+    return ResourceFacts(
+        kind="DatasetVersion",
+        id=dataset_version_id(version),
+        label=label,
+        pii_types=frozenset(version.pii_types),
+        licences=frozenset([version.licence]),
+        permissions={
+            "training": version.permits_training,
+            "commercial_use": version.permits_commercial_use,
+            "attribution": version.requires_attribution,
+            "share_alike": version.requires_share_alike,
+        },
+        purposes=frozenset(version.allowed_purposes),
+        regions=frozenset(version.residency_regions),
+        owners=frozenset([dataset.owner_group.name]),
+        stewards=frozenset([dataset.steward.get_username()]),
+        status=version.status,
+        quarantined=version.status != VersionStatus.ACTIVE,
+        facts_version=version.facts_version,
+    )
+
+
+def hypothetical_endpoint(version: DatasetVersion) -> ResourceFacts:
+    """An endpoint as if it served a model trained on ``version`` alone.
+
+    Until serving has real endpoints, simulation uses these to answer "who
+    could call a model trained on this data?".
+    """
+    facts = facts_for_dataset_version(version)
+    source = facts.label.removeprefix("dataset ")
+    return ResourceFacts(
+        kind="Endpoint",
+        id=facts.id,
+        label=f"a model trained on {source}",
+        pii_types=facts.pii_types,
+        licences=facts.licences,
+        permissions=facts.permissions,
+        purposes=facts.purposes,
+        regions=facts.regions,
+        owners=facts.owners,
+        stewards=facts.stewards,
+        status=facts.status,
+        quarantined=facts.quarantined,
+        facts_version=facts.facts_version,
+        origins={
+            **{f"pii_types:{value}": (source,) for value in facts.pii_types},
+            **{f"licences:{value}": (source,) for value in facts.licences},
+            **({"quarantined:true": (source,)} if facts.quarantined else {}),
+        },
+    )
+
+
+def resource_facts(resource: Any) -> ResourceFacts:
+    """Facts for any resource: ``ResourceFacts``, a dataset version, or an asset
+    with a ``policy_facts()`` method (model versions, endpoints)."""
+    if isinstance(resource, ResourceFacts):
+        return resource
+    if isinstance(resource, DatasetVersion):
+        return facts_for_dataset_version(resource)
+    if isinstance(resource, HasPolicyFacts):
+        return resource.policy_facts()
+    raise InvalidInput(f"{resource!r} is not a resource the policies know", field="resource")
+
+
+# --- Providers: every resource of a kind, for simulation -------------------------------
+
+ResourceProvider = Callable[[], Iterable[ResourceFacts]]
+_providers: dict[str, list[ResourceProvider]] = {}
+
+
+def register_resource_provider(kind: str, provider: ResourceProvider) -> None:
+    """Let simulation list every resource of ``kind`` (serving registers endpoints,
+    customization model versions)."""
+    if provider not in _providers.setdefault(kind, []):
+        _providers[kind].append(provider)
+
+
+def _versions() -> Iterable[DatasetVersion]:
+    return DatasetVersion.objects.select_related("dataset__owner_group", "dataset__steward").order_by(
+        "dataset__name", "number"
+    )
+
+
+def _all_dataset_versions() -> Iterable[ResourceFacts]:
+    return [facts_for_dataset_version(version) for version in _versions()]
+
+
+def _hypothetical_endpoints() -> Iterable[ResourceFacts]:
+    return [hypothetical_endpoint(version) for version in _versions() if version.status == VersionStatus.ACTIVE]
+
+
+register_resource_provider("DatasetVersion", _all_dataset_versions)
+register_resource_provider("Endpoint", _hypothetical_endpoints)
+
+
+def resources_of_kind(kind: str) -> list[ResourceFacts]:
+    """Every resource of ``kind`` the registered providers know."""
+    found: list[ResourceFacts] = []
+    for provider in _providers.get(kind, []):
+        found.extend(provider())
+    return found
+
+
+def find_resource(kind: str, resource_id: str) -> ResourceFacts:
+    """One resource by kind and id; ``NotFound`` names what was looked for."""
+    for facts in resources_of_kind(kind):
+        if facts.id == resource_id:
+            return facts
+    raise NotFound(f"no {kind} {resource_id!r} is known to the policies", field="resource")

@@ -1,0 +1,547 @@
+"""The policy engine, Django-facing: decide, log, simulate.
+
+Every governed action asks ``decide(principal, action, resource, context)``:
+dataset downloads now, training, deploy, export and invoke in later issues.
+
+- The policy set comes from ``PEDIGREE_POLICY_DIR`` and is reloaded when its
+  files change (validated first; an invalid change keeps the last good set).
+- Decisions about versioned facts (consumers, assets with ``facts_version``)
+  are cached by (principal, its facts version, action, resource, its facts
+  version, context, policy set digest), so a repeated question costs a dict
+  lookup and a change of any of those misses the cache.
+- Any error denies, and is logged as an ``error`` decision (fail closed).
+- The decision log is buffered in memory and written in bulk by a background
+  thread (``PEDIGREE_DECISION_LOG``: all, denials, sampled or off), so the
+  request path only appends to a queue.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import datetime as dt
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import close_old_connections
+
+from pedigree.errors import InvalidInput, NotFound
+from policies.engine import (
+    ACTION_TARGETS,
+    ACTIONS,
+    SCHEMA_FILE,
+    Decision,
+    DecisionRequest,
+    Evaluator,
+    PolicyBundle,
+    PolicyInvalid,
+    PolicyProblem,
+    PolicyStore,
+    PrincipalFacts,
+    ResourceFacts,
+    compile_policies,
+    error_decision,
+)
+from policies.facts import principal_facts, resource_facts, resources_of_kind
+from policies.models import PolicyDecision
+from serving.models import Consumer
+
+logger = logging.getLogger(__name__)
+
+LOG_MODES = ("all", "denials", "sampled", "off")
+
+store = PolicyStore()
+evaluator = Evaluator()
+_decision_cache: dict[tuple[Any, ...], Decision] = {}
+_DECISION_CACHE_MAX = 100_000
+
+
+def policy_directory() -> Path:
+    """Where the policy files live (``PEDIGREE_POLICY_DIR``)."""
+    return Path(getattr(settings, "PEDIGREE_POLICY_DIR", Path(settings.BASE_DIR) / "policies"))
+
+
+def current_policies() -> PolicyBundle:
+    """The policy set in force, reloaded first if its files changed."""
+    return store.current(policy_directory(), getattr(settings, "PEDIGREE_POLICY_RELOAD_SECONDS", 1.0))
+
+
+def reload_policies() -> PolicyBundle:
+    """Check the policy files now; raise ``PolicyInvalid`` if no good set is in force."""
+    return store.reload(policy_directory())
+
+
+def _on_reload(bundle: PolicyBundle) -> None:
+    _decision_cache.clear()
+
+
+store.on_reload.append(_on_reload)
+
+
+# --- Deciding -----------------------------------------------------------------------
+
+
+def _cache_key(principal: Any, action: str, resource: Any, context: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
+    """A key naming every input of a decision by version, or None when one is unversioned."""
+    if isinstance(principal, Consumer):
+        principal_key: tuple[Any, ...] = ("Consumer", principal.pk, principal.facts_version)
+    elif isinstance(principal, PrincipalFacts) and principal.facts_version is not None:
+        principal_key = (principal.kind, principal.id, principal.facts_version)
+    else:
+        return None  # users' groups are not versioned: always decided afresh
+    if isinstance(resource, ResourceFacts) and resource.facts_version is not None:
+        resource_key: tuple[Any, ...] = (resource.kind, resource.id, resource.facts_version)
+    else:
+        return None
+    if context:
+        try:
+            context_key: Any = tuple(sorted(context.items()))
+            hash(context_key)
+        except TypeError:
+            return None
+    else:
+        context_key = None
+    return (principal_key, action, resource_key, context_key)
+
+
+def decide(
+    principal: Any,
+    action: str,
+    resource: Any,
+    context: Mapping[str, Any] | None = None,
+    *,
+    use_cache: bool = True,
+) -> Decision:
+    """May ``principal`` do ``action`` to ``resource``? Answer with reasons.
+
+    ``principal``: a Django user, a ``Consumer`` or ``PrincipalFacts``.
+    ``resource``: a ``DatasetVersion``, ``ResourceFacts``, or an asset with a
+    ``policy_facts()`` method. ``context``: e.g. ``{"purpose": "support"}``.
+    Never raises: any error is a denying ``error`` decision, logged as such.
+    """
+    try:
+        bundle = current_policies()
+        key = _cache_key(principal, action, resource, context) if use_cache else None
+        if key is not None:
+            cached = _decision_cache.get(key)
+            if cached is not None and cached.policy_digest == bundle.digest:
+                decision_log.record(cached, cached=True)
+                return cached
+        if action not in ACTIONS:
+            raise InvalidInput(f"unknown action {action!r}: use {', '.join(ACTIONS)}", field="action")
+        request = DecisionRequest(principal_facts(principal), action, resource_facts(resource), context or {})
+        decision = evaluator.decide(bundle, request)
+        if key is not None and decision.outcome != "error":
+            if len(_decision_cache) >= _DECISION_CACHE_MAX:
+                _decision_cache.clear()
+            _decision_cache[key] = decision
+    except Exception as error:  # fail closed
+        decision = error_decision(
+            getattr(error, "message", None) or f"{type(error).__name__}: {error}",
+            principal=_describe(principal),
+            action=str(action),
+            resource=_describe(resource),
+            context=context,
+            policy_digest=store.bundle.digest if store.bundle else "",
+        )
+    if decision.outcome == "error":
+        logger.error("policy decision failed, denied: %s %s %s: %s", decision.principal, action, decision.resource, decision.reason)
+    decision_log.record(decision)
+    return decision
+
+
+def decide_many(requests: Sequence[tuple[Any, str, Any, Mapping[str, Any] | None]], *, log: bool = True) -> list[Decision]:
+    """Decide many (principal, action, resource, context) requests in one engine call.
+
+    Each request is answered as ``decide`` would; one that cannot be built is
+    an error decision, the others are still decided.
+    """
+    try:
+        bundle = current_policies()
+    except Exception as error:
+        decisions = [
+            error_decision(str(getattr(error, "message", error)), principal=_describe(p), action=a, resource=_describe(r), context=c)
+            for p, a, r, c in requests
+        ]
+        return _logged(decisions, log)
+    built: list[DecisionRequest | Decision] = []
+    for principal, action, resource, context in requests:
+        try:
+            if action not in ACTIONS:
+                raise InvalidInput(f"unknown action {action!r}", field="action")
+            built.append(DecisionRequest(principal_facts(principal), action, resource_facts(resource), context or {}))
+        except Exception as error:
+            built.append(
+                error_decision(
+                    getattr(error, "message", None) or str(error),
+                    principal=_describe(principal),
+                    action=str(action),
+                    resource=_describe(resource),
+                    context=context,
+                    policy_digest=bundle.digest,
+                )
+            )
+    to_decide = [item for item in built if isinstance(item, DecisionRequest)]
+    answers = iter(evaluator.decide_batch(bundle, to_decide))
+    decisions = [next(answers) if isinstance(item, DecisionRequest) else item for item in built]
+    return _logged(decisions, log)
+
+
+def _logged(decisions: list[Decision], log: bool) -> list[Decision]:
+    if log:
+        for decision in decisions:
+            decision_log.record(decision)
+    return decisions
+
+
+def _describe(thing: Any) -> str:
+    if isinstance(thing, PrincipalFacts | ResourceFacts):
+        return f"{thing.kind}::{thing.id}"
+    if isinstance(thing, Consumer):
+        return f"Consumer::{thing.name}"
+    if hasattr(thing, "get_username"):
+        return f"User::{thing.get_username() or 'anonymous'}"
+    return f"{type(thing).__name__}::{getattr(thing, 'pk', '?')}"
+
+
+def clear_decision_cache() -> None:
+    """Forget cached decisions (tests, benchmarks)."""
+    _decision_cache.clear()
+    evaluator.clear()
+
+
+# --- The decision log ------------------------------------------------------------------
+
+
+class DecisionLog:
+    """Buffers decisions and writes them in bulk off the request path.
+
+    ``record`` only appends to a bounded in-memory queue; a daemon thread
+    (started lazily in each process) flushes it every
+    ``PEDIGREE_DECISION_LOG_FLUSH_SECONDS`` with one ``bulk_create``. With that
+    setting at 0 nothing flushes by itself: call ``flush()`` (tests do).
+    Errors are always logged; allowed decisions follow the mode (``all``,
+    ``denials``: none, ``sampled``: a ``PEDIGREE_DECISION_LOG_SAMPLE_RATE``
+    fraction); ``off`` logs nothing but errors.
+    """
+
+    MAX_BUFFER = 200_000
+
+    def __init__(self) -> None:
+        self._buffer: collections.deque[tuple[float, Decision, bool]] = collections.deque()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._thread_pid = 0
+        self._wake = threading.Event()
+        self.dropped = 0
+
+    def record(self, decision: Decision, *, cached: bool = False) -> None:
+        """Queue a decision for the log, as the mode says."""
+        if decision.outcome != "error":
+            mode = getattr(settings, "PEDIGREE_DECISION_LOG", "all")
+            if mode == "off":
+                return
+            if decision.allowed and mode != "all":
+                if mode == "denials":
+                    return
+                if random.random() >= getattr(settings, "PEDIGREE_DECISION_LOG_SAMPLE_RATE", 0.1):
+                    return
+        if len(self._buffer) >= self.MAX_BUFFER:
+            self._buffer.popleft()
+            self.dropped += 1
+        self._buffer.append((time.time(), decision, cached))
+        if self._thread_pid != os.getpid() and getattr(settings, "PEDIGREE_DECISION_LOG_FLUSH_SECONDS", 1.0) > 0:
+            self._start_thread()
+
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def discard(self) -> None:
+        """Drop what is queued (tests)."""
+        self._buffer.clear()
+
+    def flush(self) -> int:
+        """Write every queued decision now, in bulk; returns how many were written."""
+        with self._lock:
+            rows = []
+            while self._buffer:
+                decided_at, decision, cached = self._buffer.popleft()
+                rows.append(
+                    PolicyDecision(
+                        decided_at=dt.datetime.fromtimestamp(decided_at, tz=dt.UTC),
+                        principal=decision.principal[:200],
+                        action=decision.action[:32],
+                        resource=decision.resource[:300],
+                        context=dict(decision.context),
+                        outcome=decision.outcome,
+                        policies=list(decision.policies),
+                        facts=dict(decision.facts),
+                        reason=decision.reason,
+                        cached=cached,
+                        inputs_digest=decision.inputs_digest,
+                        policy_digest=decision.policy_digest,
+                    )
+                )
+            if rows:
+                PolicyDecision.objects.bulk_create(rows, batch_size=500)
+            return len(rows)
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread_pid == os.getpid():
+                return
+            self._thread_pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="policy-decision-log", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(getattr(settings, "PEDIGREE_DECISION_LOG_FLUSH_SECONDS", 1.0) or 1.0)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                logger.exception("could not write the policy decision log; will retry")
+            finally:
+                close_old_connections()
+
+
+decision_log = DecisionLog()
+
+
+@atexit.register
+def _flush_at_exit() -> None:  # pragma: no cover - process shutdown
+    if decision_log.pending():
+        try:
+            decision_log.flush()
+        except Exception:
+            logger.exception("could not write %d queued policy decisions at exit", decision_log.pending())
+
+
+# --- Simulation ---------------------------------------------------------------------
+
+
+def _consumers() -> list[Consumer]:
+    return list(Consumer.objects.order_by("name"))
+
+
+def _users() -> list[Any]:
+    users = list(get_user_model().objects.filter(is_active=True).order_by("username").prefetch_related("groups"))
+    for user in users:
+        # facts_for_user reads this instead of querying each user's groups again
+        user._policy_group_names = frozenset(group.name for group in user.groups.all())  # type: ignore[attr-defined]
+    return users
+
+
+def who_may_invoke(endpoint: ResourceFacts, context: Mapping[str, Any] | None = None) -> list[tuple[Consumer, Decision]]:
+    """Which consumers may call ``endpoint``? Every consumer, with its decision.
+
+    A simulation: nothing is logged.
+    """
+    consumers = _consumers()
+    decisions = decide_many([(consumer, "endpoint.invoke", endpoint, context) for consumer in consumers], log=False)
+    return list(zip(consumers, decisions, strict=True))
+
+
+def endpoints_for(consumer: Consumer, context: Mapping[str, Any] | None = None) -> list[tuple[ResourceFacts, Decision]]:
+    """Which endpoints may ``consumer`` call? Every known endpoint, with its decision.
+
+    A simulation: nothing is logged.
+    """
+    endpoints = resources_of_kind("Endpoint")
+    decisions = decide_many([(consumer, "endpoint.invoke", endpoint, context) for endpoint in endpoints], log=False)
+    return list(zip(endpoints, decisions, strict=True))
+
+
+@dataclass
+class DecisionChange:
+    """One decision that a proposed policy change would change."""
+
+    principal: str
+    action: str
+    resource: str
+    before: Decision
+    after: Decision
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "principal": self.principal,
+            "action": self.action,
+            "resource": self.resource,
+            "before": {"outcome": self.before.outcome, "policies": list(self.before.policies), "reason": self.before.reason},
+            "after": {"outcome": self.after.outcome, "policies": list(self.after.policies), "reason": self.after.reason},
+        }
+
+
+@dataclass
+class PolicyDiff:
+    """What would change if a policy file were applied: problems, or the changed decisions."""
+
+    file: str
+    valid: bool
+    problems: list[PolicyProblem] = field(default_factory=list)
+    evaluated: int = 0
+    changes: list[DecisionChange] = field(default_factory=list)
+    current_digest: str = ""
+    proposed_digest: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "valid": self.valid,
+            "problems": [problem.as_dict() for problem in self.problems],
+            "evaluated": self.evaluated,
+            "changed": len(self.changes),
+            "changes": [change.as_dict() for change in self.changes],
+            "current_digest": self.current_digest,
+            "proposed_digest": self.proposed_digest,
+        }
+
+
+MAX_SIMULATED_DECISIONS = 50_000
+
+
+def _check_policy_file_name(name: str) -> str:
+    clean = name.strip().lstrip("/")
+    parts = clean.split("/")
+    valid = (
+        clean == SCHEMA_FILE
+        or (len(parts) == 1 and clean.endswith(".cedar"))
+        or (len(parts) == 2 and parts[0] == "owners" and parts[1].endswith(".cedar"))
+    )
+    if not valid or any(part in {"", ".", ".."} for part in parts):
+        raise InvalidInput(
+            f"{name!r} is not a policy file name: use <name>.cedar, owners/<team>.cedar or {SCHEMA_FILE}",
+            field="file",
+        )
+    return clean
+
+
+def all_requests() -> list[tuple[Any, str, Any, None]]:
+    """Every (principal, action, resource) pair the schema allows, over everything known."""
+    users, consumers = _users(), _consumers()
+    principals = {"User": users, "Consumer": consumers}
+    resources = {kind: resources_of_kind(kind) for kind in ("DatasetVersion", "ModelVersion", "Endpoint")}
+    requests: list[tuple[Any, str, Any, None]] = []
+    for action, (principal_kind, resource_kind) in ACTION_TARGETS.items():
+        for resource in resources[resource_kind]:
+            for principal in principals[principal_kind]:
+                requests.append((principal, action, resource, None))
+    return requests
+
+
+def simulate_policy_change(file: str, content: str | None) -> PolicyDiff:
+    """What would change if ``file`` had ``content`` (``None``: if it were deleted)?
+
+    Checks the proposed set as start-up would, then decides every
+    principal x action x resource pair under the current and the proposed set
+    and returns the decisions that differ. Nothing is logged or changed.
+    """
+    name = _check_policy_file_name(file)
+    current = current_policies()
+    sources = dict(current.sources)
+    if content is None:
+        if name not in sources:
+            raise NotFound(f"there is no policy file {name} to delete", field="file")
+        del sources[name]
+    else:
+        sources[name] = content
+    diff = PolicyDiff(file=name, valid=False, current_digest=current.digest)
+    try:
+        proposed = compile_policies(sources)
+    except PolicyInvalid as error:
+        diff.problems = error.problems
+        return diff
+    diff.valid, diff.proposed_digest = True, proposed.digest
+    requests = all_requests()[:MAX_SIMULATED_DECISIONS]
+    built = []
+    for principal, action, resource, context in requests:
+        built.append(DecisionRequest(principal_facts(principal), action, resource_facts(resource), context or {}))
+    simulator = Evaluator()
+    before = simulator.decide_batch(current, built)
+    after = simulator.decide_batch(proposed, built)
+    diff.evaluated = len(built)
+    for request, old, new in zip(built, before, after, strict=True):
+        if old.outcome != new.outcome or old.policies != new.policies:
+            diff.changes.append(
+                DecisionChange(
+                    principal=request.principal.display,
+                    action=request.action,
+                    resource=request.resource.label,
+                    before=old,
+                    after=new,
+                )
+            )
+    return diff
+
+
+def policy_status() -> dict[str, Any]:
+    """The policy set in force and the outcome of the last check of the files."""
+    error: PolicyInvalid | None = None
+    try:
+        bundle: PolicyBundle | None = current_policies()
+    except PolicyInvalid as invalid:
+        bundle, error = None, invalid
+    error = error or store.last_error
+    return {
+        "directory": str(policy_directory()),
+        "digest": bundle.digest if bundle else "",
+        "loaded_at": dt.datetime.fromtimestamp(bundle.loaded_at, tz=dt.UTC).isoformat() if bundle else None,
+        "files": bundle.files if bundle else [],
+        "policies": [
+            {"id": info.id, "file": info.file, "line": info.line, "effect": info.effect, "reason": info.reason}
+            for info in sorted(bundle.policies.values(), key=lambda info: (info.file, info.line))
+        ]
+        if bundle
+        else [],
+        "last_error": {"message": error.message, "problems": [p.as_dict() for p in error.problems]} if error else None,
+        "decision_log": {
+            "mode": getattr(settings, "PEDIGREE_DECISION_LOG", "all"),
+            "pending": decision_log.pending(),
+        },
+    }
+
+
+# --- References: principals and resources named in API calls and commands ---------------
+
+
+def resolve_principal(reference: Mapping[str, Any]) -> Any:
+    """A principal from ``{"user": name}``, ``{"consumer": name}`` or ``{"facts": {...}}``."""
+    from policies.engine import principal_from_data
+
+    if "facts" in reference:
+        return principal_from_data(reference["facts"])
+    if "consumer" in reference:
+        consumer = Consumer.objects.filter(name=reference["consumer"]).first()
+        if consumer is None:
+            raise NotFound(f"no consumer named {reference['consumer']!r}", field="principal.consumer")
+        return consumer
+    if "user" in reference:
+        user = get_user_model().objects.filter(username=reference["user"]).first()
+        if user is None:
+            raise NotFound(f"no user named {reference['user']!r}", field="principal.user")
+        return user
+    raise InvalidInput('name the principal as {"user": ...}, {"consumer": ...} or {"facts": {...}}', field="principal")
+
+
+def resolve_resource(reference: Mapping[str, Any]) -> ResourceFacts:
+    """A resource from ``{"kind": ..., "id": ...}`` (e.g. DatasetVersion claims-2024/v1,
+    Endpoint support-bot) or inline ``{"facts": {...}}``."""
+    from policies.engine import resource_from_data
+    from policies.facts import find_resource
+
+    if "facts" in reference:
+        return resource_from_data(reference["facts"])
+    kind, resource_id = reference.get("kind"), reference.get("id")
+    if not kind or not resource_id:
+        raise InvalidInput('name the resource as {"kind": ..., "id": ...} or {"facts": {...}}', field="resource")
+    return find_resource(str(kind), str(resource_id))

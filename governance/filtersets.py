@@ -9,6 +9,7 @@ from django.db.models.functions import Cast
 
 from governance.choices import DataFormat, PiiStatus, VersionStatus
 from governance.models import Dataset, DatasetVersion
+from governance.pii.selectors import versions_with_pii_type
 
 
 class DatasetFilterSet(django_filters.FilterSet):
@@ -21,10 +22,22 @@ class DatasetFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(
         choices=VersionStatus.choices, method="filter_status", help_text="datasets with a version in this status"
     )
+    pii_status = django_filters.ChoiceFilter(
+        choices=PiiStatus.choices, method="filter_pii_status", help_text="datasets with a version in this PII status"
+    )
+    pii_type = django_filters.CharFilter(
+        method="filter_pii_type", help_text="datasets with a version holding this PII type (found or confirmed)"
+    )
 
     class Meta:
         model = Dataset
-        fields = ["name", "owner", "steward", "domain", "label", "licence", "status"]
+        fields = ["name", "owner", "steward", "domain", "label", "licence", "status", "pii_status", "pii_type"]
+
+    def filter_pii_status(self, queryset: QuerySet[Dataset], name: str, value: str) -> QuerySet[Dataset]:
+        return queryset.filter(pk__in=DatasetVersion.objects.filter(pii_status=value).values("dataset"))
+
+    def filter_pii_type(self, queryset: QuerySet[Dataset], name: str, value: str) -> QuerySet[Dataset]:
+        return queryset.filter(pk__in=versions_with_pii_type(value).values("dataset"))
 
     def filter_label(self, queryset: QuerySet[Dataset], name: str, value: str) -> QuerySet[Dataset]:
         key, sep, wanted = value.partition(":")
@@ -49,7 +62,11 @@ class DatasetVersionFilterSet(django_filters.FilterSet):
     pii_status = django_filters.ChoiceFilter(choices=PiiStatus.choices)
     owner = django_filters.CharFilter(field_name="dataset__owner_group__name", lookup_expr="iexact")
     sha256 = django_filters.CharFilter(lookup_expr="iexact")
+    pii_type = django_filters.CharFilter(method="filter_pii_type", help_text="versions holding this PII type")
 
     class Meta:
         model = DatasetVersion
-        fields = ["dataset", "licence", "status", "format", "pii_status", "owner", "sha256"]
+        fields = ["dataset", "licence", "status", "format", "pii_status", "owner", "sha256", "pii_type"]
+
+    def filter_pii_type(self, queryset: QuerySet[DatasetVersion], name: str, value: str) -> QuerySet[DatasetVersion]:
+        return queryset.filter(pk__in=versions_with_pii_type(value).values("pk"))

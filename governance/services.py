@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from governance.lineage import openlineage as lineage_events
 from governance.lineage import services as lineage
 from governance.models import Dataset, DatasetVersion
 from governance.models.audit import record_audit_event
+from governance.pii.services import on_version_created as pii_on_version_created
 from pedigree.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from pedigree.storage import BlobNotFound, content_key, get_store, s3_client
 from pedigree.types import Actor
@@ -440,6 +442,8 @@ def _record_version(
                 )
                 version.save()
                 lineage.on_dataset_version_changed(version, actor=actor)
+                # Scan each new version for PII once it is committed.
+                transaction.on_commit(functools.partial(pii_on_version_created, version.pk))
                 record_audit_event(
                     actor=actor,
                     action=AuditAction.VERSION_CREATED,

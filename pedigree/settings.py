@@ -177,6 +177,14 @@ PEDIGREE_IMPORT_BUCKETS = env_list("PEDIGREE_IMPORT_BUCKETS", ["*"])
 PEDIGREE_MAX_UPLOAD_BYTES = env_int("PEDIGREE_MAX_UPLOAD_BYTES", 20 * 1024**3)
 PEDIGREE_MAX_RECORD_BYTES = env_int("PEDIGREE_MAX_RECORD_BYTES", 16 * 1024**2)
 
+# --- PII scanning (governance/pii) -----------------------------------------------
+# Scan each new dataset version automatically; the scanner configuration file
+# (default: governance/pii/config/scanner.yaml); seconds without a heartbeat
+# after which a running scan's worker counts as dead (the scan is resumed).
+PEDIGREE_PII_AUTO_SCAN = env_bool("PEDIGREE_PII_AUTO_SCAN", True)
+PEDIGREE_PII_CONFIG = os.environ.get("PEDIGREE_PII_CONFIG", "")
+PEDIGREE_PII_SCAN_STALE_SECONDS = env_int("PEDIGREE_PII_SCAN_STALE_SECONDS", 120)
+
 # Django spools multipart uploads above this size to a temporary file, so a
 # large multipart upload is never held in memory. Raw-body uploads stream.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024**2
@@ -265,4 +273,5 @@ LOGGING = {
 
 CELERY_BEAT_SCHEDULE = {
     "expire-dataset-versions": {"task": "governance.expire_dataset_versions", "schedule": 3600.0},
+    "recover-stale-pii-scans": {"task": "governance.recover_stale_pii_scans", "schedule": 60.0},
 }

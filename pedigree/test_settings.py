@@ -14,3 +14,5 @@ os.environ.setdefault("PEDIGREE_DECISION_LOG_FLUSH_SECONDS", "0")
 from pedigree.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast personas
+# New versions are not scanned for PII unless a test turns it on (scans load spaCy).
+PEDIGREE_PII_AUTO_SCAN = False

@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from governance.api import lineage_views, views
+from governance.api import lineage_views, pii_views, views
 
 router = DefaultRouter()
 router.register("datasets", views.DatasetViewSet, basename="dataset")
@@ -26,4 +26,11 @@ urlpatterns = [
     path(_version + "revoke/", versions.as_view({"post": "revoke"}), name="dataset-version-revoke"),
     path(_version + "history/", versions.as_view({"get": "history"}), name="dataset-version-history"),
     path("licences/", views.LicenceListView.as_view(), name="licence-list"),
+    # PII scanning, review and redaction (governance/api/pii_views.py)
+    path(_version + "pii/scans/", pii_views.PiiScanListView.as_view(), name="pii-scan-list"),
+    path(_version + "pii/scans/<int:scan_id>/", pii_views.PiiScanDetailView.as_view(), name="pii-scan-detail"),
+    path(_version + "pii/scans/<int:scan_id>/cancel/", pii_views.PiiScanCancelView.as_view(), name="pii-scan-cancel"),
+    path(_version + "pii/report/", pii_views.PiiReportView.as_view(), name="pii-report"),
+    path(_version + "pii/reviews/", pii_views.PiiReviewView.as_view(), name="pii-reviews"),
+    path(_version + "pii/redact/", pii_views.PiiRedactView.as_view(), name="pii-redact"),
 ]

@@ -1,0 +1,138 @@
+"""PII API views: start a scan, follow its progress, read its report, review
+entity types, make a redacted version. Parse, call one service, serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from governance.api import pii_serializers as s
+from governance.models import Dataset, DatasetVersion
+from governance.models.pii import PiiFinding, PiiScan, PiiScanStatus
+from governance.pii import services
+
+
+def _version(request: Request, dataset_name: str, number: int) -> DatasetVersion:
+    datasets = Dataset.objects.restrict(request.user, "view")
+    return get_object_or_404(
+        DatasetVersion.objects.select_related("dataset__owner_group").filter(dataset__in=datasets),
+        dataset__name=dataset_name,
+        number=number,
+    )
+
+
+def _scans(version: DatasetVersion) -> QuerySet[PiiScan]:
+    return (
+        version.pii_scans.select_related("version__dataset", "requested_by")
+        .prefetch_related(Prefetch("findings", queryset=PiiFinding.objects.order_by("entity_type", "field")))
+        .order_by("-requested_at", "-pk")
+    )
+
+
+class PiiScanListView(APIView):
+    """A version's PII scans (newest first); POST starts one on a Celery worker."""
+
+    @extend_schema(responses=s.PiiScanSerializer(many=True))
+    def get(self, request: Request, dataset_name: str, number: int) -> Response:
+        version = _version(request, dataset_name, number)
+        return Response(s.PiiScanSerializer(_scans(version), many=True).data)
+
+    @extend_schema(request=s.PiiScanRequestSerializer, responses={202: s.PiiScanSerializer})
+    def post(self, request: Request, dataset_name: str, number: int) -> Response:
+        version = _version(request, dataset_name, number)
+        body = s.PiiScanRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        config = services.scan_config(
+            score_threshold=body.validated_data.get("score_threshold"), entities=body.validated_data.get("entities")
+        )
+        scan = services.do_request_pii_scan(actor=request.user, version=version, config=config)
+        return Response(s.PiiScanSerializer(_scans(version).get(pk=scan.pk)).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PiiScanDetailView(APIView):
+    """One scan: status and progress (records done of total), and its report once completed."""
+
+    @extend_schema(responses=s.PiiScanSerializer)
+    def get(self, request: Request, dataset_name: str, number: int, scan_id: int) -> Response:
+        version = _version(request, dataset_name, number)
+        scan = get_object_or_404(_scans(version), pk=scan_id)
+        return Response(s.PiiScanSerializer(scan).data)
+
+
+class PiiScanCancelView(APIView):
+    """Cancel a queued or running scan (a running one stops at its next checkpoint)."""
+
+    @extend_schema(request=None, responses=s.PiiScanSerializer)
+    def post(self, request: Request, dataset_name: str, number: int, scan_id: int) -> Response:
+        version = _version(request, dataset_name, number)
+        scan = get_object_or_404(version.pii_scans.all(), pk=scan_id)
+        scan = services.do_cancel_pii_scan(actor=request.user, scan=scan)
+        return Response(s.PiiScanSerializer(_scans(version).get(pk=scan.pk)).data)
+
+
+class PiiReportView(APIView):
+    """The version's PII report: its latest completed scan, with the review so far."""
+
+    @extend_schema(responses=s.PiiScanSerializer)
+    def get(self, request: Request, dataset_name: str, number: int) -> Response:
+        version = _version(request, dataset_name, number)
+        scan = _scans(version).filter(status=PiiScanStatus.COMPLETED).order_by("-finished_at", "-pk").first()
+        if scan is None:
+            active = version.pii_scans.filter(status__in=["queued", "running"]).first()
+            hint = f" (scan #{active.pk} is {active.status})" if active else "; start a scan"
+            return Response(
+                {"error": {"code": "not_found", "message": f"{version} has no completed PII scan{hint}"}},
+                status=status.HTTP_404_NOT_FOUND,
+            )
+        body: dict[str, Any] = dict(s.PiiScanSerializer(scan).data)
+        body["pii_status"] = version.pii_status
+        body["pii_types"] = version.pii_types
+        body["reviews"] = s.PiiEntityReviewSerializer(version.pii_reviews.select_related("decided_by"), many=True).data
+        redaction = version.pii_redacted_from.select_related("source").first()
+        body["redacted_from"] = (
+            {"version": redaction.source.label, "operators": redaction.operators,
+             "residual_pii": scan.found_entity_types}
+            if redaction else None
+        )
+        return Response(body)
+
+
+class PiiReviewView(APIView):
+    """Confirm or dismiss one entity type found in the version, with a reason."""
+
+    @extend_schema(responses=s.PiiEntityReviewSerializer(many=True))
+    def get(self, request: Request, dataset_name: str, number: int) -> Response:
+        version = _version(request, dataset_name, number)
+        return Response(s.PiiEntityReviewSerializer(version.pii_reviews.select_related("decided_by"), many=True).data)
+
+    @extend_schema(request=s.PiiReviewRequestSerializer, responses=s.PiiEntityReviewSerializer)
+    def post(self, request: Request, dataset_name: str, number: int) -> Response:
+        version = _version(request, dataset_name, number)
+        body = s.PiiReviewRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        review = services.do_review_pii_entity(actor=request.user, version=version, **body.validated_data)
+        data = dict(s.PiiEntityReviewSerializer(review).data)
+        version.refresh_from_db()
+        data["pii_status"], data["pii_types"] = version.pii_status, version.pii_types
+        return Response(data)
+
+
+class PiiRedactView(APIView):
+    """Make a redacted copy of the version: a new version derived from it, scanned again."""
+
+    @extend_schema(request=s.PiiRedactRequestSerializer, responses={201: s.PiiRedactionSerializer})
+    def post(self, request: Request, dataset_name: str, number: int) -> Response:
+        version = _version(request, dataset_name, number)
+        body = s.PiiRedactRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        redaction = services.do_redact_dataset_version(
+            actor=request.user, version=version, operators=body.validated_data["operators"], reason=body.validated_data["reason"]
+        )
+        return Response(s.PiiRedactionSerializer(redaction).data, status=status.HTTP_201_CREATED)

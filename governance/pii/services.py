@@ -43,7 +43,7 @@ from governance.models.pii import (
 from governance.pii.config import ENTITY_TYPE, ScanConfig, load_config
 from governance.pii.engine import get_analyzer
 from governance.pii.records import iter_records
-from governance.pii.scanner import ScanStopped, new_report_state, scan_records, summarize
+from governance.pii.scanner import POOL_MIN_RECORDS, ScanStopped, new_report_state, scan_records, summarize
 from pedigree.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from pedigree.storage import BlobNotFound, get_store
 from pedigree.types import Actor
@@ -262,6 +262,8 @@ def run_pii_scan(scan: PiiScan, *, on_progress: Callable[[PiiScan], None] | None
                 last_save = time.monotonic()
                 return _checkpoint(scan, records_done, current, on_progress)
 
+            if workers is None and version.record_count < POOL_MIN_RECORDS:
+                workers = 1  # a pool costs more than it saves on a small version
             state = scan_records(records, config, state=state, workers=workers, on_progress=progress)
         except BlobNotFound:
             raise NotFound(f"the bytes of {version} are missing from storage") from None

@@ -196,6 +196,25 @@ def _removed(value: str, removes: Sequence[str]) -> bool:
     return ALL_PII in removes or value in removes
 
 
+CATEGORIES = ("pii_types", "owners", "licences", "allowed_purposes", "residency_regions", "quarantine")
+# Stored blocks that belong to a category besides its own name.
+_COMPANIONS = {"licences": ("licence_terms",), "quarantine": ("excepted",)}
+
+
+def category_blocks(category: str) -> tuple[str, ...]:
+    """The stored blocks of one category (e.g. licences and their terms)."""
+    return (category, *_COMPANIONS.get(category, ()))
+
+
+def changed_categories(before: Mapping[str, Any], after: Mapping[str, Any]) -> set[str]:
+    """The categories whose stored blocks differ between two effective fact sets."""
+    return {
+        category
+        for category in CATEGORIES
+        if any(before.get(block) != after.get(block) for block in category_blocks(category))
+    }
+
+
 def combine(
     *,
     node_id: int,
@@ -203,60 +222,81 @@ def combine(
     own: Mapping[str, Any],
     parents: Sequence[ParentInput],
     exceptions: Sequence[ExceptionInput] = (),
+    only: Iterable[str] | None = None,
+    previous: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The effective facts of one node, from its own facts and its parents' effective facts.
 
     ``own`` is ``OwnFacts.as_json()``; each parent's ``effective`` is what this
     function returned for it. Parents joined by a non-propagating relation
     (``evaluated_on``, ``produced_by``) contribute nothing.
+
+    With ``only`` (some of ``CATEGORIES``) and ``previous`` (this node's stored
+    effective facts), only those categories are recomputed and the rest are
+    kept: a revocation downstream touches the quarantine and nothing else.
     """
     me = str(node_id)
-    result: dict[str, Any] = {name: {} for name in (*UNION_FACTS, *CONSTRAINT_FACTS)}
-    result["licence_terms"] = {}
-    result["quarantine"] = {}
-    result["excepted"] = {}
+    wanted = set(CATEGORIES if only is None or previous is None else only)
+    result: dict[str, Any] = {}
+    if previous is not None:
+        for category in set(CATEGORIES) - wanted:
+            for block in category_blocks(category):
+                result[block] = previous.get(block, {})
+    for category in wanted:
+        for block in category_blocks(category):
+            result[block] = {}
 
-    for value in own.get("pii_types", ()):
-        _offer(result["pii_types"], value, me, None, 0)
-    for value in own.get("owners", ()):
-        _offer(result["owners"], value, me, None, 0)
-    for raw in own.get("licences", ()):
-        terms = LicenceTerms.from_json(raw)
-        result["licence_terms"][terms.key] = terms.as_json()
-        _offer(result["licences"], terms.key, me, None, 0)
+    if "pii_types" in wanted:
+        for value in own.get("pii_types", ()):
+            _offer(result["pii_types"], value, me, None, 0)
+    if "owners" in wanted:
+        for value in own.get("owners", ()):
+            _offer(result["owners"], value, me, None, 0)
+    if "licences" in wanted:
+        for raw in own.get("licences", ()):
+            terms = LicenceTerms.from_json(raw)
+            result["licence_terms"][terms.key] = terms.as_json()
+            _offer(result["licences"], terms.key, me, None, 0)
     for name in CONSTRAINT_FACTS:
-        if own.get(name) is not None:
+        if name in wanted and own.get(name) is not None:
             _offer(result[name], constraint_key(own[name]), me, None, 0)
     own_status = own.get("status", "active")
-    if own_status != "active":
+    if "quarantine" in wanted and own_status != "active":
         result["quarantine"][me] = [None, 0]
 
+    value_facts = [name for name in (*UNION_FACTS, *CONSTRAINT_FACTS) if name in wanted]
     by_cause = {exc.cause_id: exc for exc in exceptions}
     for parent in sorted(parents, key=lambda p: p.parent_id):
         if parent.relation not in PROPAGATING_RELATIONS:
             continue
         eff = parent.effective
-        for name in (*UNION_FACTS, *CONSTRAINT_FACTS):
+        via = parent.parent_id
+        for name in value_facts:
+            table = result[name]
             for value, sources in eff.get(name, {}).items():
                 if name == "pii_types" and _removed(value, parent.removes_pii_types):
                     continue
+                entry = table.setdefault(value, {})
                 for source, (_, distance) in sources.items():
-                    _offer(result[name], value, source, parent.parent_id, distance + 1)
-        result["licence_terms"].update(eff.get("licence_terms", {}))
+                    _offer_source(entry, source, via, distance + 1)
+        if "licences" in wanted:
+            result["licence_terms"].update(eff.get("licence_terms", {}))
+        if "quarantine" not in wanted:
+            continue
         for source, (_, distance) in eff.get("quarantine", {}).items():
             exception = by_cause.get(int(source))
             if exception is not None and source != me:
                 current = result["excepted"].get(source)
-                candidate = [parent.parent_id, distance + 1]
+                candidate = [via, distance + 1]
                 if current is None or _better(candidate, [current["via"], current["distance"]]):
                     result["excepted"][source] = {
                         "exception": exception.exception_id,
                         "expires_at": exception.expires_at.isoformat(),
-                        "via": parent.parent_id,
+                        "via": via,
                         "distance": distance + 1,
                     }
                 continue
-            _offer_source(result["quarantine"], source, parent.parent_id, distance + 1)
+            _offer_source(result["quarantine"], source, via, distance + 1)
 
     if own_status != "active":
         status = own_status

@@ -17,11 +17,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+import orjson
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from governance.lineage.facts import ExceptionInput, ParentInput, combine
+from governance.lineage.facts import ExceptionInput, ParentInput, changed_categories, combine
 from governance.lineage.queries import EdgeRow, chunks, downstream_ids, edges_into
 from governance.models.lineage import (
     PROPAGATING_RELATIONS,
@@ -30,7 +31,7 @@ from governance.models.lineage import (
     QuarantineException,
 )
 
-WRITE_BATCH = 500
+WRITE_BATCH = 1000
 
 
 def lock_graph() -> LineageGraphState:
@@ -132,44 +133,90 @@ def refresh(
         parents_of.setdefault(edge.downstream_id, []).append(edge)
 
     computed: dict[int, dict[str, Any]] = {}
+    dirty: dict[int, set[str]] = {}
+    seed_set = set(seed_list)
+
+    def current(node_id: int) -> Mapping[str, Any]:
+        if node_id in computed:
+            return computed[node_id]
+        if node_id in nodes:
+            return nodes[node_id].effective_facts
+        return outside_facts[node_id]
+
     for node_id in _topological(members, edges):
         node = nodes[node_id]
+        incoming = parents_of.get(node_id, ())
+        only: set[str] | None = None
+        if node_id not in seed_set and node.effective_facts:
+            only = set()
+            for edge in incoming:
+                only |= dirty.get(edge.upstream_id, set())
+            if not only:
+                continue  # nothing upstream of it changed
         parents = [
             ParentInput(
                 parent_id=edge.upstream_id,
                 relation=edge.relation,
                 removes_pii_types=edge.removes_pii_types,
-                effective=computed[edge.upstream_id] if edge.upstream_id in computed else outside_facts[edge.upstream_id],
+                effective=current(edge.upstream_id),
             )
-            for edge in parents_of.get(node_id, ())
+            for edge in incoming
         ]
         own = overrides.get(node_id, node.own_facts)
         effective = combine(
-            node_id=node_id, kind=node.kind, own=own, parents=parents, exceptions=exceptions.get(node_id, ())
+            node_id=node_id,
+            kind=node.kind,
+            own=own,
+            parents=parents,
+            exceptions=exceptions.get(node_id, ()),
+            only=only,
+            previous=node.effective_facts or None,
         )
-        computed[node_id] = effective
         result.status_before[node_id] = node.effective_status
-        if effective != node.effective_facts:
-            result.changed.append(node_id)
-            before, after = node.effective_status, effective["status"]
-            if before != "quarantined" and after == "quarantined":
-                result.quarantined.append(node_id)
-            elif before == "quarantined" and after == "active":
-                result.released.append(node_id)
+        if effective == node.effective_facts:
+            continue
+        computed[node_id] = effective
+        dirty[node_id] = changed_categories(node.effective_facts, effective)
+        result.changed.append(node_id)
+        before, after = node.effective_status, effective["status"]
+        if before != "quarantined" and after == "quarantined":
+            result.quarantined.append(node_id)
+        elif before == "quarantined" and after == "active":
+            result.released.append(node_id)
     result.effective = computed
     if dry_run or not result.changed:
         return result
+    _write(nodes, computed, result.changed)
+    return result
 
-    stamp = timezone.now()
-    to_write = []
-    for node_id in result.changed:
+
+def _write(nodes: Mapping[int, LineageNode], computed: Mapping[int, dict[str, Any]], changed: list[int]) -> None:
+    """Store new effective facts and bump their fact versions, in few statements.
+
+    PostgreSQL takes one ``UPDATE ... FROM unnest(...)`` per batch; other
+    databases one prepared statement executed many times.
+    """
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    table = LineageNode._meta.db_table
+    rows = [(node_id, orjson.dumps(computed[node_id]).decode(), computed[node_id]["status"]) for node_id in changed]
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), WRITE_BATCH):
+            batch = rows[start : start + WRITE_BATCH]
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    f"UPDATE {table} AS n SET effective_facts = v.facts::jsonb, effective_status = v.status, "
+                    "facts_version = n.facts_version + 1, updated_at = %s "
+                    "FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(id, facts, status) WHERE n.id = v.id",
+                    [stamp, [r[0] for r in batch], [r[1] for r in batch], [r[2] for r in batch]],
+                )
+            else:
+                cursor.executemany(
+                    f"UPDATE {table} SET effective_facts = %s, effective_status = %s, "
+                    "facts_version = facts_version + 1, updated_at = %s WHERE id = %s",
+                    [(facts, status, stamp, node_id) for node_id, facts, status in batch],
+                )
+    for node_id in changed:
         node = nodes[node_id]
         node.effective_facts = computed[node_id]
         node.effective_status = computed[node_id]["status"]
-        node.facts_version = node.facts_version + 1
-        node.updated_at = stamp
-        to_write.append(node)
-    LineageNode.objects.bulk_update(
-        to_write, ["effective_facts", "effective_status", "facts_version", "updated_at"], batch_size=WRITE_BATCH
-    )
-    return result
+        node.facts_version += 1

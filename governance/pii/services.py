@@ -43,7 +43,13 @@ from governance.models.pii import (
 from governance.pii.config import ENTITY_TYPE, ScanConfig, load_config
 from governance.pii.engine import get_analyzer
 from governance.pii.records import iter_records
-from governance.pii.scanner import POOL_MIN_RECORDS, ScanStopped, new_report_state, scan_records, summarize
+from governance.pii.scanner import (
+    POOL_MIN_RECORDS,
+    ScanStopped,
+    new_report_state,
+    scan_records,
+    summarize,
+)
 from pedigree.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from pedigree.storage import BlobNotFound, get_store
 from pedigree.types import Actor

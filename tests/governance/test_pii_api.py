@@ -1,0 +1,158 @@
+"""PII over REST, in the admin console and from the command line."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.management import call_command
+from django.test import Client
+from rest_framework.test import APIClient
+
+from governance.models import Dataset, DatasetVersion
+from governance.models.pii import PiiScan
+from tests.governance.pii_support import EMAIL, jsonl_bytes, pii_records, scan_now
+
+MakeVersion = Callable[..., DatasetVersion]
+Clients = Callable[[AbstractBaseUser | None], APIClient]
+BASE = "/api/v1/datasets/claims-2024/versions/1/pii/"
+
+
+@pytest.fixture
+def version(claims_dataset: Dataset, make_version: MakeVersion) -> DatasetVersion:
+    return make_version(claims_dataset, pii_records())
+
+
+@pytest.fixture
+def scanned(version: DatasetVersion, alice: AbstractBaseUser) -> PiiScan:
+    return scan_now(version, actor=alice)
+
+
+def test_starting_a_scan_runs_it_on_a_worker_and_returns_202(
+    version: DatasetVersion, alice: AbstractBaseUser, api_client: Clients, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client(alice).post(BASE + "scans/", {}, format="json")
+    assert response.status_code == 202, response.content
+    scan = api_client(alice).get(BASE + f"scans/{response.json()['id']}/").json()
+    assert scan["status"] == "completed"
+    assert scan["progress"] == {"records_done": 4, "records_total": 4, "fraction": 1.0}
+
+
+def test_a_scan_can_be_started_with_another_threshold(version: DatasetVersion, alice: AbstractBaseUser, api_client: Clients) -> None:
+    response = api_client(alice).post(BASE + "scans/", {"score_threshold": 0.9, "entities": ["EMAIL_ADDRESS"]}, format="json")
+    assert response.json()["config"]["score_threshold"] == 0.9
+    assert response.json()["config"]["entities"] == ["EMAIL_ADDRESS"]
+
+
+def test_an_outsider_cannot_start_a_scan_over_rest(version: DatasetVersion, mallory: AbstractBaseUser, api_client: Clients) -> None:
+    response = api_client(mallory).post(BASE + "scans/", {}, format="json")
+    assert response.status_code == 403
+    assert "mallory may not scan" in response.json()["error"]["message"]
+
+
+def test_the_report_lists_findings_per_field_and_type_with_masked_samples(
+    scanned: PiiScan, alice: AbstractBaseUser, api_client: Clients
+) -> None:
+    report = api_client(alice).get(BASE + "report/").json()
+    email = next(f for f in report["findings"] if f["entity_type"] == "EMAIL_ADDRESS")
+    assert report["pii_status"] == "pii_found"
+    assert email["count"] == 2 and email["samples"][0]["masked"] == "m***@e***.com"
+    assert EMAIL not in str(report)
+
+
+def test_the_report_of_an_unscanned_version_is_404(version: DatasetVersion, alice: AbstractBaseUser, api_client: Clients) -> None:
+    response = api_client(alice).get(BASE + "report/")
+    assert response.status_code == 404
+    assert "no completed PII scan" in response.json()["error"]["message"]
+
+
+def test_a_queued_scan_can_be_cancelled(version: DatasetVersion, alice: AbstractBaseUser, api_client: Clients) -> None:
+    scan = api_client(alice).post(BASE + "scans/", {}, format="json").json()
+    response = api_client(alice).post(BASE + f"scans/{scan['id']}/cancel/")
+    assert response.json()["status"] == "cancelled"
+
+
+def test_a_steward_confirms_an_entity_type_over_rest(scanned: PiiScan, alice: AbstractBaseUser, api_client: Clients) -> None:
+    response = api_client(alice).post(
+        BASE + "reviews/", {"entity_type": "US_SSN", "decision": "confirmed", "reason": "real customers"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["pii_types"] == ["US_SSN"]
+
+
+def test_a_review_without_a_reason_is_a_400(scanned: PiiScan, alice: AbstractBaseUser, api_client: Clients) -> None:
+    response = api_client(alice).post(BASE + "reviews/", {"entity_type": "US_SSN", "decision": "confirmed"}, format="json")
+    assert response.status_code == 400
+
+
+def test_a_redacted_version_is_created_over_rest(
+    scanned: PiiScan, alice: AbstractBaseUser, api_client: Clients, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client(alice).post(BASE + "redact/", {"operators": {"DEFAULT": {"type": "replace"}}}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["result"] == "claims-2024 v2"
+    report = api_client(alice).get("/api/v1/datasets/claims-2024/versions/2/pii/report/").json()
+    assert report["redacted_from"]["version"] == "claims-2024 v1"
+    assert "EMAIL_ADDRESS" not in report["redacted_from"]["residual_pii"]
+
+
+def test_datasets_can_be_filtered_by_pii_status_and_type(
+    scanned: PiiScan, alice: AbstractBaseUser, api_client: Clients, support_team: Any, make_version: MakeVersion
+) -> None:
+    from governance.services import do_create_dataset
+
+    other = do_create_dataset(actor=alice, name="clean-notes", owner_group=scanned.version.dataset.owner_group)
+    scan_now(make_version(other, jsonl_bytes("nothing personal")), actor=alice)
+    client = api_client(alice)
+    assert [d["name"] for d in client.get("/api/v1/datasets/?pii_status=pii_found").json()["results"]] == ["claims-2024"]
+    assert [d["name"] for d in client.get("/api/v1/datasets/?pii_status=clean").json()["results"]] == ["clean-notes"]
+    assert [d["name"] for d in client.get("/api/v1/datasets/?pii_type=us_ssn").json()["results"]] == ["claims-2024"]
+    assert client.get("/api/v1/versions/?pii_type=IBAN_CODE").json()["results"] == []
+
+
+def test_a_dismissed_type_no_longer_matches_the_type_filter(scanned: PiiScan, alice: AbstractBaseUser, api_client: Clients) -> None:
+    client = api_client(alice)
+    client.post(BASE + "reviews/", {"entity_type": "US_SSN", "decision": "dismissed", "reason": "fake test data"}, format="json")
+    assert client.get("/api/v1/datasets/?pii_type=US_SSN").json()["results"] == []
+
+
+def test_the_admin_report_page_shows_counts_masked_samples_and_review_buttons(scanned: PiiScan, root: AbstractBaseUser) -> None:
+    client = Client()
+    client.force_login(root)
+    page = client.get(f"/admin/governance/piiscan/{scanned.pk}/change/").content.decode()
+    assert "EMAIL_ADDRESS: 2 findings in 2 records" in page
+    assert "m***@e***.com" in page
+    assert "Confirm US_SSN" in page and "Dismiss US_SSN" in page
+    assert EMAIL not in page
+
+
+def test_confirming_in_the_admin_records_the_decision(scanned: PiiScan, root: AbstractBaseUser) -> None:
+    client = Client()
+    client.force_login(root)
+    response = client.post(
+        f"/admin/governance/piiscan/{scanned.pk}/review/",
+        {"entity_type": "EMAIL_ADDRESS", "decision": "confirmed", "reason": "customer emails"},
+    )
+    assert response.status_code == 302
+    scanned.version.refresh_from_db()
+    assert scanned.version.pii_types == ["EMAIL_ADDRESS"]
+
+
+def test_the_scan_command_scans_and_prints_the_report(version: DatasetVersion, alice: AbstractBaseUser) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("scan", "claims-2024", "1", "--user", "alice", stdout=out, stderr=err)
+    assert "completed, pii_found" in out.getvalue()
+    assert "US_SSN" in out.getvalue() and "5***-*-8***" in out.getvalue()
+    assert "4/4" in err.getvalue()  # the progress bar
+
+
+def test_the_scan_command_names_an_unknown_version(version: DatasetVersion, alice: AbstractBaseUser) -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="no version 9 of a dataset named 'claims-2024'"):
+        call_command("scan", "claims-2024", "9", "--user", "alice")

@@ -37,7 +37,7 @@ class PiiScanSerializer(serializers.ModelSerializer):
 
     dataset = serializers.CharField(source="version.dataset.name", read_only=True)
     version = serializers.IntegerField(source="version.number", read_only=True)
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
     progress = serializers.SerializerMethodField()
     outcome = serializers.CharField(read_only=True)
     notes = serializers.SerializerMethodField()
@@ -120,7 +120,7 @@ class PiiReviewRequestSerializer(serializers.Serializer):
 
 
 class PiiEntityReviewSerializer(serializers.ModelSerializer):
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = PiiEntityReview
@@ -137,10 +137,10 @@ class PiiRedactRequestSerializer(serializers.Serializer):
 
 
 class PiiRedactionSerializer(serializers.ModelSerializer):
-    source = serializers.CharField(source="source.label", read_only=True)
+    source = serializers.CharField(source="source.label", read_only=True)  # type: ignore[assignment]
     result = serializers.CharField(source="result.label", read_only=True)
     result_number = serializers.IntegerField(source="result.number", read_only=True)
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = PiiRedaction

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from governance.api import pii_serializers as s
 from governance.models import Dataset, DatasetVersion
-from governance.models.pii import PiiFinding, PiiScan, PiiScanStatus
+from governance.models.pii import PiiEntityReview, PiiFinding, PiiRedaction, PiiScan, PiiScanStatus
 from governance.pii import services
 
 
@@ -30,7 +30,7 @@ def _version(request: Request, dataset_name: str, number: int) -> DatasetVersion
 
 def _scans(version: DatasetVersion) -> QuerySet[PiiScan]:
     return (
-        version.pii_scans.select_related("version__dataset", "requested_by")
+        PiiScan.objects.filter(version=version).select_related("version__dataset", "requested_by")
         .prefetch_related(Prefetch("findings", queryset=PiiFinding.objects.order_by("entity_type", "field")))
         .order_by("-requested_at", "-pk")
     )
@@ -72,7 +72,7 @@ class PiiScanCancelView(APIView):
     @extend_schema(request=None, responses=s.PiiScanSerializer)
     def post(self, request: Request, dataset_name: str, number: int, scan_id: int) -> Response:
         version = _version(request, dataset_name, number)
-        scan = get_object_or_404(version.pii_scans.all(), pk=scan_id)
+        scan = get_object_or_404(PiiScan.objects.filter(version=version), pk=scan_id)
         scan = services.do_cancel_pii_scan(actor=request.user, scan=scan)
         return Response(s.PiiScanSerializer(_scans(version).get(pk=scan.pk)).data)
 
@@ -85,7 +85,7 @@ class PiiReportView(APIView):
         version = _version(request, dataset_name, number)
         scan = _scans(version).filter(status=PiiScanStatus.COMPLETED).order_by("-finished_at", "-pk").first()
         if scan is None:
-            active = version.pii_scans.filter(status__in=["queued", "running"]).first()
+            active = PiiScan.objects.filter(version=version).filter(status__in=["queued", "running"]).first()
             hint = f" (scan #{active.pk} is {active.status})" if active else "; start a scan"
             return Response(
                 {"error": {"code": "not_found", "message": f"{version} has no completed PII scan{hint}"}},
@@ -94,8 +94,8 @@ class PiiReportView(APIView):
         body: dict[str, Any] = dict(s.PiiScanSerializer(scan).data)
         body["pii_status"] = version.pii_status
         body["pii_types"] = version.pii_types
-        body["reviews"] = s.PiiEntityReviewSerializer(version.pii_reviews.select_related("decided_by"), many=True).data
-        redaction = version.pii_redacted_from.select_related("source").first()
+        body["reviews"] = s.PiiEntityReviewSerializer(PiiEntityReview.objects.filter(version=version).select_related("decided_by"), many=True).data
+        redaction = PiiRedaction.objects.filter(result=version).select_related("source").first()
         body["redacted_from"] = (
             {"version": redaction.source.label, "operators": redaction.operators,
              "residual_pii": scan.found_entity_types}
@@ -110,7 +110,7 @@ class PiiReviewView(APIView):
     @extend_schema(responses=s.PiiEntityReviewSerializer(many=True))
     def get(self, request: Request, dataset_name: str, number: int) -> Response:
         version = _version(request, dataset_name, number)
-        return Response(s.PiiEntityReviewSerializer(version.pii_reviews.select_related("decided_by"), many=True).data)
+        return Response(s.PiiEntityReviewSerializer(PiiEntityReview.objects.filter(version=version).select_related("decided_by"), many=True).data)
 
     @extend_schema(request=s.PiiReviewRequestSerializer, responses=s.PiiEntityReviewSerializer)
     def post(self, request: Request, dataset_name: str, number: int) -> Response:

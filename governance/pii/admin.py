@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from governance.models import DatasetVersion
-from governance.models.pii import PiiReviewDecision, PiiScan
+from governance.models.pii import PiiEntityReview, PiiReviewDecision, PiiScan
 from governance.pii import services
 from pedigree.errors import PedigreeError
 
@@ -75,7 +75,7 @@ class PiiScanAdmin(admin.ModelAdmin):
                 round(100 * n / finding.count) if finding.count else 0 for n in finding.histogram
             ]
             by_type[finding.entity_type].append(finding)
-        reviews = {review.entity_type: review for review in version.pii_reviews.select_related("decided_by")}
+        reviews = {review.entity_type: review for review in PiiEntityReview.objects.filter(version=version).select_related("decided_by")}
         entity_rows = [
             {
                 "entity_type": entity,
@@ -95,7 +95,7 @@ class PiiScanAdmin(admin.ModelAdmin):
             "entity_rows": entity_rows,
             "other_reviews": [r for entity, r in sorted(reviews.items()) if entity not in by_type],
             "version_url": reverse("admin:governance_datasetversion_change", args=[version.pk]),
-            "other_scans": version.pii_scans.exclude(pk=scan.pk).order_by("-requested_at")[:20],
+            "other_scans": PiiScan.objects.filter(version=version).exclude(pk=scan.pk).order_by("-requested_at")[:20],
             "can_change": version.dataset.may(request.user, "change"),  # type: ignore[arg-type]
             "decisions": PiiReviewDecision,
         }

@@ -71,7 +71,7 @@ def _offline_tldextract() -> None:
 
     if not isinstance(email_recognizer.tldextract, types.SimpleNamespace):
         extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-        email_recognizer.tldextract = types.SimpleNamespace(extract=extractor)  # type: ignore[attr-defined]
+        email_recognizer.tldextract = types.SimpleNamespace(extract=extractor)  # type: ignore[assignment]
 
 
 def build_analyzer(config: ScanConfig, *, force_no_ner: bool = False) -> Analyzer:

@@ -90,14 +90,14 @@ def ensure_may_change(actor: Actor | None, version: DatasetVersion, what: str) -
 
 def latest_completed_scan(version: DatasetVersion) -> PiiScan | None:
     """The version's most recent completed scan: the report its status reflects."""
-    return version.pii_scans.filter(status=PiiScanStatus.COMPLETED).order_by("-finished_at", "-pk").first()
+    return PiiScan.objects.filter(version=version).filter(status=PiiScanStatus.COMPLETED).order_by("-finished_at", "-pk").first()
 
 
 def derive_pii_facts(version: DatasetVersion) -> tuple[str, list[str]]:
     """The PII status and confirmed types that the version's scans and reviews imply."""
-    reviews = dict(version.pii_reviews.values_list("entity_type", "decision"))
+    reviews = dict(PiiEntityReview.objects.filter(version=version).values_list("entity_type", "decision"))
     confirmed = sorted(entity for entity, decision in reviews.items() if decision == PiiReviewDecision.CONFIRMED)
-    if version.pii_scans.filter(status__in=ACTIVE_SCAN_STATUSES).exists():
+    if PiiScan.objects.filter(version=version).filter(status__in=ACTIVE_SCAN_STATUSES).exists():
         return PiiStatus.SCANNING, confirmed
     latest = latest_completed_scan(version)
     if latest is None:
@@ -164,7 +164,7 @@ def do_request_pii_scan(
     config = config or load_config()
     with transaction.atomic(durable=True):
         DatasetVersion.objects.select_for_update().filter(pk=version.pk).first()
-        active = version.pii_scans.filter(status__in=ACTIVE_SCAN_STATUSES, config_digest=config.digest).first()
+        active = PiiScan.objects.filter(version=version).filter(status__in=ACTIVE_SCAN_STATUSES, config_digest=config.digest).first()
         if active is not None:
             if trigger != PiiScanTrigger.ON_DEMAND:
                 return active
@@ -474,7 +474,7 @@ def do_review_pii_entity(
 
 def get_scan(*, version: DatasetVersion, scan_id: int | None = None) -> PiiScan:
     """A scan of ``version`` by id, or its latest one."""
-    scans = version.pii_scans.all()
+    scans = PiiScan.objects.filter(version=version)
     scan = scans.filter(pk=scan_id).first() if scan_id is not None else scans.order_by("-requested_at", "-pk").first()
     if scan is None:
         raise NotFound(f"{version} has no PII scan" + (f" #{scan_id}" if scan_id is not None else "") + "; start one")
@@ -525,7 +525,7 @@ def do_redact_dataset_version(
             pii_status=version.pii_status,
         )
     dismissed = list(
-        version.pii_reviews.filter(decision=PiiReviewDecision.DISMISSED).values_list("entity_type", flat=True)
+        PiiEntityReview.objects.filter(version=version).filter(decision=PiiReviewDecision.DISMISSED).values_list("entity_type", flat=True)
     )
     config = ScanConfig.from_dict(latest.config)
     redactor = Redactor(config, clean_operators, salt=_dataset_salt(version), skip_types=dismissed)
@@ -628,6 +628,6 @@ def do_redact_dataset_version(
     except BaseException as error:
         run.fail(error)
         raise
-    if created or not redacted.pii_scans.exists():
+    if created or not PiiScan.objects.filter(version=redacted).exists():
         do_request_pii_scan(actor=None, version=redacted, trigger=PiiScanTrigger.REDACTION, config=config)
     return redaction

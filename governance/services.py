@@ -544,7 +544,11 @@ def do_open_dataset_version(*, actor: User, version: DatasetVersion) -> IO[bytes
     if not decision.allowed:
         if "quarantine" in decision.policies:
             raise Conflict(f"{version} is {version.status} and cannot be downloaded: {version.status_reason} ({decision.reason})")
-        raise PermissionDenied(decision.reason, policies=list(decision.policies))
+        who = actor.get_username()
+        raise PermissionDenied(
+            f"{who} may not download dataset {version.dataset.name} v{version.number}: {decision.reason}",
+            policies=list(decision.policies),
+        )
     try:
         stream = get_store().open_read(version.storage_key)
     except BlobNotFound:

@@ -253,7 +253,8 @@ def _compile_file(
         result = cedarpy.validate_policies(chunk, schema)
         for issue in result.errors:
             line = _line_of_message_token(issue.error, chunk, start_line)
-            problems.append(PolicyProblem(name, line, f"policy {policy_id}: {issue.error}"))
+            detail = re.sub(r"^for policy `policy\d+`, ", "", issue.error)
+            problems.append(PolicyProblem(name, line, f"policy {policy_id}: {detail}"))
         if owner is not None:
             if document["effect"] != "forbid":
                 problems.append(
@@ -323,15 +324,21 @@ def split_policies(text: str) -> tuple[list[tuple[int, str]], int]:
 
 
 def _line_of_message_token(message: str, text: str, start_line: int) -> int:
-    """The line in ``text`` of the first word the error message quotes, else its first line."""
+    """The line in ``text`` of the first word the error message quotes, else its first line.
+
+    Cedar's messages carry no positions but quote the offending names
+    (`colour`, "unexpected token `String`", "failed to resolve types: Boolean").
+    """
     candidates = [token for token in re.findall(r"`([^`]+)`", message) if not re.fullmatch(r"policy\d+", token)]
     tail = message.rsplit(": ", 1)[-1].strip()
-    if tail and len(tail) < 40:
-        candidates.append(tail)
+    if tail and len(tail) < 80:
+        candidates += [word.strip() for word in tail.split(",") if word.strip()]
     for token in candidates:
-        position = text.find(token)
-        if position >= 0:
-            return start_line + text.count("\n", 0, position)
+        pattern = re.compile(r"(?<![\w])" + re.escape(token) + r"(?![\w])")
+        for offset, line in enumerate(text.split("\n")):
+            code = line.split("//", 1)[0]
+            if pattern.search(code):
+                return start_line + offset
     return start_line
 
 

@@ -144,11 +144,7 @@ def hypothetical_endpoint(version: DatasetVersion) -> ResourceFacts:
         status=facts.status,
         quarantined=facts.quarantined,
         facts_version=facts.facts_version,
-        origins={
-            **{f"pii_types:{value}": (source,) for value in facts.pii_types},
-            **{f"licences:{value}": (source,) for value in facts.licences},
-            **({"quarantined:true": (source,)} if facts.quarantined else {}),
-        },
+        origins={"quarantined:true": (source,)} if facts.quarantined else {},
     )
 
 

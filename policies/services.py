@@ -242,6 +242,7 @@ class DecisionLog:
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
         self._wake = threading.Event()
+        self._stopping = False
         self.dropped = 0
 
     def record(self, decision: Decision, *, cached: bool = False) -> None:
@@ -303,8 +304,17 @@ class DecisionLog:
             self._thread = threading.Thread(target=self._run, name="policy-decision-log", daemon=True)
             self._thread.start()
 
+    def stop(self) -> None:
+        """Stop this process's writer thread after one last flush (tests, shutdown)."""
+        thread, self._thread = self._thread, None
+        self._stopping = True
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout=10)
+        self._thread_pid, self._stopping = 0, False
+
     def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.wait(getattr(settings, "PEDIGREE_DECISION_LOG_FLUSH_SECONDS", 1.0) or 1.0)
             self._wake.clear()
             try:
@@ -312,7 +322,10 @@ class DecisionLog:
             except Exception:
                 logger.exception("could not write the policy decision log; will retry")
             finally:
-                close_old_connections()
+                try:
+                    close_old_connections()
+                except Exception:
+                    logger.debug("could not close the decision log writer's connection", exc_info=True)
 
 
 decision_log = DecisionLog()

@@ -238,7 +238,7 @@ class _Aggregator:
         seen_pairs: set[tuple[str, str]] = set()
         seen_entities: set[str] = set()
         findings = state["findings"]
-        for name, (entity, start, _end, score, masked, recognizer) in self.record_findings:
+        for name, (entity, start, end, score, masked, recognizer) in self.record_findings:
             summary = findings.setdefault(name, {}).get(entity)
             if summary is None:
                 summary = findings[name][entity] = {
@@ -262,13 +262,24 @@ class _Aggregator:
                 summary["samples"].append(
                     {"record": record.index + 1, "masked": masked, "score": round(score, 3), "recognizer": recognizer, "start": start}
                 )
-            total = state["entities"].setdefault(entity, {"count": 0, "records": 0})
+            total = state["entities"].setdefault(entity, {"count": 0, "records": 0, "fingerprint": 0})
             total["count"] += 1
+            # An order-independent checksum of where each finding is, so two scans
+            # (pool and single process, resumed and whole) can be shown to agree.
+            total["fingerprint"] = (total["fingerprint"] + position_key(record.index, start, end)) % FINGERPRINT_MODULUS
             if entity not in seen_entities:
                 seen_entities.add(entity)
                 total["records"] += 1
         self.record_findings = []
         self.record_non_latin = False
+
+
+FINGERPRINT_MODULUS = (1 << 61) - 1
+
+
+def position_key(record: int, start: int, end: int) -> int:
+    """The contribution of one finding at (record, start, end) to an entity's fingerprint."""
+    return (record * 1_000_003 + start) * 1_000_033 + end
 
 
 # --- The scan loop ---------------------------------------------------------------------

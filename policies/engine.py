@@ -17,6 +17,7 @@ simulation).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -522,7 +523,6 @@ class DecisionRequest:
     context: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
 class Decision:
     """The engine's answer, with its reasons.
 
@@ -531,19 +531,81 @@ class Decision:
     allowed, or the forbids that denied; empty when nothing permitted),
     ``facts`` the facts that triggered them, ``reason`` a sentence a person can
     act on. The digests identify the inputs and the policy set in force.
+
+    The facts and the sentence are composed when first read (by a denial
+    message, the decision log's writer, the API), not on the request path of a
+    caller that only needs ``allowed``. Treat a decision as immutable.
     """
 
-    allowed: bool
-    outcome: str
-    policies: tuple[str, ...]
-    facts: Mapping[str, Any]
-    reason: str
-    principal: str
-    action: str
-    resource: str
-    context: Mapping[str, Any]
-    policy_digest: str
-    inputs_digest: str
+    __slots__ = (
+        "allowed",
+        "outcome",
+        "policies",
+        "principal",
+        "action",
+        "resource",
+        "context",
+        "policy_digest",
+        "inputs_digest",
+        "_facts",
+        "_reason",
+        "_explain",
+    )
+
+    def __init__(
+        self,
+        *,
+        allowed: bool,
+        outcome: str,
+        policies: tuple[str, ...],
+        principal: str,
+        action: str,
+        resource: str,
+        context: Mapping[str, Any],
+        policy_digest: str,
+        inputs_digest: str,
+        facts: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+        explain: Callable[[], tuple[dict[str, Any], str]] | None = None,
+    ) -> None:
+        if reason is None and explain is None:
+            raise ValueError("a decision needs a reason or a way to explain itself")
+        self.allowed = allowed
+        self.outcome = outcome
+        self.policies = policies
+        self.principal = principal
+        self.action = action
+        self.resource = resource
+        self.context = context
+        self.policy_digest = policy_digest
+        self.inputs_digest = inputs_digest
+        self._facts = facts if facts is not None else ({} if reason is not None else None)
+        self._reason = reason
+        self._explain = explain
+
+    def _explained(self) -> None:
+        assert self._explain is not None
+        facts, reason = self._explain()
+        self._facts, self._reason, self._explain = facts, reason, None
+
+    @property
+    def facts(self) -> Mapping[str, Any]:
+        """The facts that triggered the deciding policies, by policy."""
+        if self._reason is None:
+            self._explained()
+        assert self._facts is not None
+        return self._facts
+
+    @property
+    def reason(self) -> str:
+        """A sentence a person can act on."""
+        if self._reason is None:
+            self._explained()
+        assert self._reason is not None
+        return self._reason
+
+    def __repr__(self) -> str:
+        return f"Decision({self.outcome}, {self.principal} {self.action} {self.resource}, policies={self.policies})"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -708,13 +770,11 @@ class Evaluator:
             )
         deciding = tuple(sorted(diagnostics.get("reason") or ()))
         allowed = verdict == "Allow"
-        facts, reason = explain(bundle, request, allowed, deciding)
         return Decision(
             allowed=allowed,
             outcome="allow" if allowed else "deny",
             policies=deciding,
-            facts=facts,
-            reason=reason,
+            explain=functools.partial(explain, bundle, request, allowed, deciding),
             principal=principal_ref,
             action=action,
             resource=resource_ref,
@@ -913,6 +973,7 @@ class PolicyStore:
         self._lock = threading.Lock()
         self._bundle: PolicyBundle | None = None
         self._directory: str | None = None
+        self._directory_given: object = None
         self._signature: tuple[tuple[str, int, int], ...] | None = None
         self._next_check = 0.0
         self.last_error: PolicyInvalid | None = None
@@ -922,10 +983,15 @@ class PolicyStore:
     def current(self, directory: Path | str, interval: float = 1.0) -> PolicyBundle:
         """The policy set in force for ``directory``; raises ``PolicyInvalid`` if none is good."""
         bundle = self._bundle
-        if bundle is not None and time.monotonic() < self._next_check and self._directory == str(directory):
+        if (
+            bundle is not None
+            and time.monotonic() < self._next_check
+            and (directory is self._directory_given or self._directory == str(directory))
+        ):
             return bundle
         with self._lock:
             self._refresh(str(directory))
+            self._directory_given = directory
             self._next_check = time.monotonic() + interval
         if self._bundle is None:
             raise self.last_error or PolicyInvalid([PolicyProblem(str(directory), 0, "no policies loaded")])

@@ -98,14 +98,19 @@ def facts_for_dataset_version(version: DatasetVersion) -> ResourceFacts:
     derived from another, e.g. by redaction, they add what comes from upstream).
     Until then a version's facts are its own fields.
     """
+    return _dataset_version_facts(version)
+
+
+def _dataset_version_facts(version: DatasetVersion, *, as_endpoint: bool = False) -> ResourceFacts:
     dataset = version.dataset
-    label = f"dataset {dataset.name} v{version.number}"
+    name = f"{dataset.name} v{version.number}"
+    quarantined = version.status != VersionStatus.ACTIVE
     return ResourceFacts(
-        kind="DatasetVersion",
-        id=dataset_version_id(version),
-        label=label,
+        kind="Endpoint" if as_endpoint else "DatasetVersion",
+        id=f"{dataset.name}/v{version.number}",
+        label=f"a model trained on {name}" if as_endpoint else f"dataset {name}",
         pii_types=frozenset(version.pii_types),
-        licences=frozenset([version.licence]),
+        licences=frozenset((version.licence,)),
         permissions={
             "training": version.permits_training,
             "commercial_use": version.permits_commercial_use,
@@ -114,11 +119,12 @@ def facts_for_dataset_version(version: DatasetVersion) -> ResourceFacts:
         },
         purposes=frozenset(version.allowed_purposes),
         regions=frozenset(version.residency_regions),
-        owners=frozenset([dataset.owner_group.name]),
-        stewards=frozenset([dataset.steward.get_username()]),
+        owners=frozenset((dataset.owner_group.name,)),
+        stewards=frozenset((dataset.steward.get_username(),)),
         status=version.status,
-        quarantined=version.status != VersionStatus.ACTIVE,
+        quarantined=quarantined,
         facts_version=version.facts_version,
+        origins={"quarantined:true": (name,)} if as_endpoint and quarantined else {},
     )
 
 
@@ -126,26 +132,10 @@ def hypothetical_endpoint(version: DatasetVersion) -> ResourceFacts:
     """An endpoint as if it served a model trained on ``version`` alone.
 
     Until serving has real endpoints, simulation uses these to answer "who
-    could call a model trained on this data?".
+    could call a model trained on this data?". Built from the same facts as
+    ``facts_for_dataset_version`` (switch both together to lineage facts).
     """
-    facts = facts_for_dataset_version(version)
-    source = facts.label.removeprefix("dataset ")
-    return ResourceFacts(
-        kind="Endpoint",
-        id=facts.id,
-        label=f"a model trained on {source}",
-        pii_types=facts.pii_types,
-        licences=facts.licences,
-        permissions=facts.permissions,
-        purposes=facts.purposes,
-        regions=facts.regions,
-        owners=facts.owners,
-        stewards=facts.stewards,
-        status=facts.status,
-        quarantined=facts.quarantined,
-        facts_version=facts.facts_version,
-        origins={"quarantined:true": (source,)} if facts.quarantined else {},
-    )
+    return _dataset_version_facts(version, as_endpoint=True)
 
 
 def resource_facts(resource: Any) -> ResourceFacts:
@@ -155,8 +145,9 @@ def resource_facts(resource: Any) -> ResourceFacts:
         return resource
     if isinstance(resource, DatasetVersion):
         return facts_for_dataset_version(resource)
-    if isinstance(resource, HasPolicyFacts):
-        return resource.policy_facts()
+    policy_facts = getattr(resource, "policy_facts", None)  # HasPolicyFacts, without a slow Protocol check
+    if policy_facts is not None:
+        return policy_facts()  # type: ignore[no-any-return]
     raise InvalidInput(f"{resource!r} is not a resource the policies know", field="resource")
 
 

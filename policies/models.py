@@ -36,8 +36,8 @@ class PolicyDecision(models.Model):
 
     class Meta:
         ordering = ["-decided_at", "-id"]
+        # Few indexes: every decision is an insert. Time, and who/what it was about.
         indexes = [
-            models.Index(fields=["outcome", "decided_at"]),
             models.Index(fields=["principal", "decided_at"]),
             models.Index(fields=["resource", "decided_at"]),
         ]

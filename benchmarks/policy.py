@@ -1,0 +1,285 @@
+"""Policy decision cost: the bare Cedar engine against Pedigree's ``decide``.
+
+In one run, on the same requests (consumers x endpoints built from stored
+dataset versions, ``endpoint.invoke``), interleaved in rounds so that machine
+noise hits every variant alike:
+
+- bare engine: ``cedarpy.is_authorized`` with a pre-parsed ``PolicySet``,
+  ``Schema`` and ``Entities`` (the best the engine can do; the baseline);
+- ``decide`` without its decision cache: the consumer row and the endpoint's
+  stored facts turned into a request, evaluation, the reason sentence, the
+  decision log (mode ``all``, a real background writer inserting into SQLite);
+- the same with the decision log off (to measure what the log adds at p99);
+- ``decide`` with a warm decision cache (same consumer, resource, facts
+  version and policy set);
+- as context: ``decide`` without any cache at all (entities parsed every call).
+
+Throughput on one core is uncached ``decide`` back to back with the log on,
+divided by the CPU time of the whole process (the log writer included), so
+that other programs sharing the machine do not count; the wall-clock rate is
+printed beside it.
+
+Prints median and p99 in microseconds, the ratios, then one JSON line.
+
+    .venv/bin/python benchmarks/policy.py [--consumers 20] [--endpoints 20] [--rounds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_django(var: Path) -> None:
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "pedigree.settings",
+            "DEBUG": "1",
+            "PEDIGREE_VAR": str(var),
+            "DATABASE_URL": f"sqlite:///{var}/bench.sqlite3",
+            "PEDIGREE_ARTIFACTS": str(var / "artifacts"),
+            "PEDIGREE_PII_AUTO_SCAN": "0",
+            "PEDIGREE_DECISION_LOG": "all",
+            "PEDIGREE_DECISION_LOG_FLUSH_SECONDS": "1",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+class StoredEndpoint:
+    """An endpoint whose facts are read from a stored dataset version on every call
+    (what serving's Endpoint will do through ``policy_facts()``)."""
+
+    def __init__(self, version: Any) -> None:
+        self.version = version
+
+    def policy_facts(self) -> Any:
+        from policies.facts import hypothetical_endpoint
+
+        return hypothetical_endpoint(self.version)
+
+
+def make_world(consumers: int, endpoints: int) -> tuple[list[Any], list[Any]]:
+    """Consumers and dataset versions with varied facts, stored in the database."""
+    import hashlib
+
+    from django.contrib.auth.models import Group, User
+
+    from governance.models import Dataset, DatasetVersion
+    from serving.models import Consumer
+
+    owner = User.objects.create_user("steward")
+    group = Group.objects.create(name="claims-team")
+    regions = ["eu", "us", "uk", "global"]
+    purposes = ["support", "analytics", "research", "product"]
+    pii = [[], ["PERSON"], ["PERSON", "US_SSN"], ["EMAIL_ADDRESS", "PHONE_NUMBER"]]
+    for index in range(consumers):
+        Consumer.objects.create(
+            name=f"consumer-{index}",
+            groups=["support-team"],
+            pii_clearances=pii[index % 4],
+            purposes=[purposes[index % 4]],
+            region=regions[index % 3],
+            commercial=index % 2 == 0,
+        )
+    for index in range(endpoints):
+        dataset = Dataset.objects.create(name=f"data-{index}", owner_group=group, steward=owner)
+        DatasetVersion.objects.create(
+            dataset=dataset,
+            number=1,
+            sha256=hashlib.sha256(str(index).encode()).hexdigest(),
+            size_bytes=1,
+            record_count=1,
+            format="jsonl",
+            layout="text",
+            storage_uri="bench",
+            licence="CC-BY-NC-4.0" if index % 5 == 0 else "Apache-2.0",
+            permits_training=True,
+            permits_commercial_use=index % 5 != 0,
+            allowed_purposes=purposes[: 1 + index % 4],
+            residency_regions=[regions[index % 4]],
+            pii_types=pii[(index + 1) % 4],
+        )
+    stored_consumers = list(Consumer.objects.order_by("name"))
+    versions = DatasetVersion.objects.select_related("dataset__owner_group", "dataset__steward").order_by("dataset__name")
+    return stored_consumers, [StoredEndpoint(version) for version in versions]
+
+
+def summary(samples: list[int]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_us": ordered[len(ordered) // 2] / 1000,
+        "p99_us": ordered[int(len(ordered) * 0.99)] / 1000,
+        "mean_us": statistics.fmean(ordered) / 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--consumers", type=int, default=20)
+    parser.add_argument("--endpoints", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="pedigree-bench-policy-") as scratch:
+        setup_django(Path(scratch))
+        import cedarpy
+        from django.conf import settings
+
+        from policies import services
+        from policies.engine import Evaluator
+        from policies.facts import principal_facts, resource_facts
+        from policies.models import PolicyDecision
+
+        consumers, endpoints = make_world(args.consumers, args.endpoints)
+        pairs = [(consumer, endpoint) for consumer in consumers for endpoint in endpoints]
+        bundle = services.current_policies()
+
+        # The bare engine's inputs, prepared before any timing.
+        bare_inputs = []
+        for consumer, endpoint in pairs:
+            principal, resource = principal_facts(consumer), resource_facts(endpoint)
+            entities = cedarpy.Entities.from_json_str(
+                json.dumps([principal.to_entity(), resource.to_entity()]), bundle.schema
+            )
+            request = {
+                "principal": {"type": "Consumer", "id": principal.id},
+                "action": {"type": "Action", "id": "endpoint.invoke"},
+                "resource": {"type": "Endpoint", "id": resource.id},
+                "context": {},
+            }
+            bare_inputs.append((request, entities))
+
+        def bare(index: int) -> Any:
+            request, entities = bare_inputs[index]
+            return cedarpy.is_authorized(request, bundle.policy_set, entities, schema=bundle.schema)
+
+        def uncached(index: int) -> Any:
+            consumer, endpoint = pairs[index]
+            return services.decide(consumer, "endpoint.invoke", endpoint, use_cache=False)
+
+        def cached(index: int) -> Any:
+            consumer, endpoint = pairs[index]
+            return services.decide(consumer, "endpoint.invoke", endpoint.policy_facts_cached)
+
+        for endpoint in endpoints:
+            # A cached decision is keyed by the resource's facts version: the
+            # caller (serving) holds the endpoint's facts, as it will per request.
+            endpoint.policy_facts_cached = endpoint.policy_facts()
+
+        warm_evaluator = services.evaluator
+        cold_evaluator = Evaluator(max_entities=0)
+
+        def set_log(mode: str) -> None:
+            settings.PEDIGREE_DECISION_LOG = mode
+
+        variants: dict[str, tuple[Callable[[int], Any], Callable[[], None]]] = {
+            "bare": (bare, lambda: set_log("all")),
+            "decide_uncached": (uncached, lambda: set_log("all")),
+            "decide_uncached_log_off": (uncached, lambda: set_log("off")),
+            "decide_cached": (cached, lambda: set_log("all")),
+            "decide_no_cache_at_all": (uncached, lambda: set_log("all")),
+        }
+        samples: dict[str, list[int]] = {name: [] for name in variants}
+        for index in range(len(pairs)):  # warm-up: every path once
+            bare(index), uncached(index), cached(index)
+        consistent = all(
+            bare(index).allowed == uncached(index).allowed == cached(index).allowed for index in range(len(pairs))
+        )
+        perf = time.perf_counter_ns
+        started = time.perf_counter()
+        for _ in range(args.rounds):
+            for name, (call, prepare) in variants.items():
+                prepare()
+                services.evaluator = cold_evaluator if name == "decide_no_cache_at_all" else warm_evaluator
+                bucket = samples[name]
+                for index in range(len(pairs)):
+                    begin = perf()
+                    call(index)
+                    bucket.append(perf() - begin)
+            gc.collect()
+        elapsed = time.perf_counter() - started
+        services.evaluator = warm_evaluator
+
+        # Throughput on one core: uncached decisions back to back, with the log
+        # on, counting the CPU time of the whole process (the log writer's
+        # thread included) and, as context, the wall-clock time.
+        set_log("all")
+        services.decision_log.flush()
+        count = 0
+        cpu_started, wall_started = time.process_time(), time.perf_counter()
+        for _ in range(max(1, args.rounds // 2)):
+            for index in range(len(pairs)):
+                uncached(index)
+                count += 1
+        services.decision_log.flush()  # what is still queued is part of the cost
+        cpu_seconds = time.process_time() - cpu_started
+        wall_seconds = time.perf_counter() - wall_started
+        services.decision_log.stop()
+        services.decision_log.flush()
+        logged = PolicyDecision.objects.count()
+
+        results = {name: summary(values) for name, values in samples.items()}
+        bare_r, uncached_r = results["bare"], results["decide_uncached"]
+        cached_r, log_off_r = results["decide_cached"], results["decide_uncached_log_off"]
+        ratio = uncached_r["median_us"] / bare_r["median_us"]
+        ratio_p99 = uncached_r["p99_us"] / bare_r["p99_us"]
+        per_second = count / cpu_seconds
+        per_second_wall = count / wall_seconds
+        log_overhead = (uncached_r["p99_us"] - log_off_r["p99_us"]) / log_off_r["p99_us"] * 100
+        allowed = sum(1 for index in range(len(pairs)) if uncached(index).allowed)
+
+        print(f"{len(pairs)} consumer x endpoint requests ({allowed} allowed), {args.rounds} rounds, {elapsed:.1f} s")
+        print(f"policy set {bundle.digest[:12]}, {len(bundle.policies)} policies; all variants agree: {consistent}")
+        print(f"{'variant':28} {'median µs':>10} {'p99 µs':>10} {'mean µs':>10}")
+        for name, result in results.items():
+            print(f"{name:28} {result['median_us']:10.1f} {result['p99_us']:10.1f} {result['mean_us']:10.1f}")
+        print(f"uncached decide / bare engine: {ratio:.2f}x median, {ratio_p99:.2f}x p99 (target <= 1.5x)")
+        print(
+            f"uncached decide throughput on one core: {per_second:,.0f} decisions/s of process CPU time "
+            f"(target >= 10,000); {per_second_wall:,.0f}/s wall-clock on this shared machine"
+        )
+        print(f"cached decide median: {cached_r['median_us']:.1f} µs (target < 10 µs)")
+        print(f"decision log adds {log_overhead:.1f}% at p99 (target < 10%); {logged} decisions written")
+
+        def figure(value: float, unit: str, target: float | None, higher: bool) -> dict[str, Any]:
+            return {"value": round(value, 2), "unit": unit, "target": target, "higher_is_better": higher}
+
+        figures = {
+            "bare_engine_median_us": figure(bare_r["median_us"], "us", None, False),
+            "bare_engine_p99_us": figure(bare_r["p99_us"], "us", None, False),
+            "decide_uncached_median_us": figure(uncached_r["median_us"], "us", None, False),
+            "decide_uncached_p99_us": figure(uncached_r["p99_us"], "us", None, False),
+            "decide_uncached_vs_bare_median_ratio": figure(ratio, "x", 1.5, False),
+            "decide_uncached_vs_bare_p99_ratio": figure(ratio_p99, "x", None, False),
+            "decide_uncached_decisions_per_s": figure(per_second, "decisions/s", 10000, True),
+            "decide_uncached_decisions_per_s_wall_clock": figure(per_second_wall, "decisions/s", None, True),
+            "decide_cached_median_us": figure(cached_r["median_us"], "us", 10, False),
+            "decide_cached_p99_us": figure(cached_r["p99_us"], "us", None, False),
+            "decision_log_p99_overhead_pct": figure(log_overhead, "%", 10, False),
+            "decide_log_off_p99_us": figure(log_off_r["p99_us"], "us", None, False),
+            "decide_no_cache_at_all_median_us": figure(results["decide_no_cache_at_all"]["median_us"], "us", None, False),
+        }
+        print(json.dumps({"benchmark": "policy", "figures": figures}))
+
+
+if __name__ == "__main__":
+    main()

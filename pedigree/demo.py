@@ -137,6 +137,32 @@ def ensure_admin(password_file: Path) -> tuple[User, bool]:
     return admin, True
 
 
+# Consumers: applications that call models. The policy console
+# (/admin/policies/policydecision/simulate/) shows which of them could call a
+# model trained on each demo dataset, and why not.
+DEMO_CONSUMERS = [
+    ("helpdesk-eu", "Support assistant for EU customers", ["support-team"], ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER"], ["support"], "eu", True),
+    ("web-frontend", "Public website chat widget (US)", ["support-team"], [], ["support"], "us", True),
+    ("claims-fraud-us", "Fraud screening for US claims", ["claims-team"], ["PERSON", "US_SSN"], ["fraud_prevention"], "us", False),
+    ("research-notebook", "Internal research notebooks", ["research"], [], ["research"], "eu", False),
+]
+
+
+def seed_consumers(owner: AbstractBaseUser) -> list[str]:
+    """Create the demo consumers once (idempotent); returns their names."""
+    from serving.models import Consumer
+
+    for name, description, groups, clearances, purposes, region, commercial in DEMO_CONSUMERS:
+        Consumer.objects.get_or_create(
+            name=name,
+            defaults={
+                "description": description, "owner": owner, "groups": groups, "pii_clearances": clearances,
+                "purposes": purposes, "region": region, "commercial": commercial,
+            },
+        )
+    return [consumer[0] for consumer in DEMO_CONSUMERS]
+
+
 def seed(stdout: io.TextIOBase | None = None) -> None:
     """Create the demo people, teams, datasets and versions (idempotent)."""
     say = stdout.write if stdout else (lambda text: None)
@@ -158,6 +184,7 @@ def seed(stdout: io.TextIOBase | None = None) -> None:
     token_file = var / "demo-tokens.txt"
     token_file.write_text("\n".join(tokens) + "\n")
     token_file.chmod(0o600)
+    say(f"  consumers: {', '.join(seed_consumers(admin))}\n")
 
     rng = random.Random(2024)
     in_two_years = timezone.localdate() + dt.timedelta(days=730)

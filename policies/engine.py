@@ -865,10 +865,13 @@ def _explain_purpose(request: DecisionRequest) -> tuple[dict[str, Any], str]:
         return facts, f"{principal.display} declares no purpose; declare one that the data allows ({human_list(allowed, 'or')})"
     extra = sorted(principal.purposes - resource.purposes)
     facts["not_allowed"] = extra
-    return facts, (
+    text = (
         f"{principal.display} declares {human_list(sorted(principal.purposes))}, but the data behind "
-        f"{resource.label} may serve {allowed_text} (declare the purpose of each call, or drop {human_list(extra)})"
+        f"{resource.label} may serve {allowed_text}"
     )
+    if len(extra) < len(principal.purposes):
+        text += f" (declare the purpose of each call, or drop {human_list(extra)})"
+    return facts, text
 
 
 def _explain_residency(request: DecisionRequest) -> tuple[dict[str, Any], str]:

@@ -148,7 +148,7 @@ DEMO_CONSUMERS = [
 ]
 
 
-def seed_consumers(owner: AbstractBaseUser) -> list[str]:
+def seed_consumers(owner: User) -> list[str]:
     """Create the demo consumers once (idempotent); returns their names."""
     from serving.models import Consumer
 

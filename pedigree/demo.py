@@ -22,6 +22,8 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from governance.models import Dataset
+from governance.models.pii import PiiScan, PiiScanTrigger
+from governance.pii.services import do_request_pii_scan
 from governance.services import GovernanceInput, do_create_dataset, do_ingest_dataset_version
 
 FIRST_NAMES = ["Maria", "James", "Aisha", "Chen", "Lukas", "Sofia", "Omar", "Emma", "Ravi", "Hannah"]
@@ -222,3 +224,7 @@ def seed(stdout: io.TextIOBase | None = None) -> None:
         )
         state = "added" if outcome.created else "present"
         say(f"  {outcome.version}: {outcome.version.record_count} records ({state})\n")
+        # New versions are queued for a PII scan as they commit; one seeded before
+        # scanning existed is queued here, so the demo shows every report.
+        if not outcome.created and not PiiScan.objects.filter(version=outcome.version).exists():
+            do_request_pii_scan(actor=None, version=outcome.version, trigger=PiiScanTrigger.AUTOMATIC)

@@ -107,7 +107,13 @@ def build_analyzer(config: ScanConfig, *, force_no_ner: bool = False) -> Analyze
             if component in pipeline.pipe_names:
                 pipeline.disable_pipe(component)
     registry = RecognizerRegistry(supported_languages=[config.language])
-    registry.load_predefined_recognizers(languages=[config.language], nlp_engine=nlp_engine)
+    presidio_logger = logging.getLogger("presidio-analyzer")
+    # Loading warns once per recognizer of another language: dozens of lines of noise.
+    presidio_logger.setLevel(logging.ERROR)
+    try:
+        registry.load_predefined_recognizers(languages=[config.language], nlp_engine=nlp_engine)
+    finally:
+        presidio_logger.setLevel(logging.WARNING)
     for recognizer in config.custom_recognizers:
         registry.add_pattern_recognizer_from_dict({**recognizer, "supported_language": config.language})
     engine = AnalyzerEngine(

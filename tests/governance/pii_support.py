@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from governance.models import DatasetVersion
 from governance.models.pii import PiiScan
@@ -35,7 +35,7 @@ def pii_records() -> bytes:
 def scan_now(
     version: DatasetVersion,
     *,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     config: ScanConfig | None = None,
     workers: int = 1,
     **run_options: Any,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
@@ -17,7 +17,7 @@ from governance.models.pii import PiiScan
 from tests.governance.pii_support import EMAIL, jsonl_bytes, pii_records, scan_now
 
 MakeVersion = Callable[..., DatasetVersion]
-Clients = Callable[[AbstractBaseUser | None], APIClient]
+Clients = Callable[[User | None], APIClient]
 BASE = "/api/v1/datasets/claims-2024/versions/1/pii/"
 
 
@@ -27,12 +27,12 @@ def version(claims_dataset: Dataset, make_version: MakeVersion) -> DatasetVersio
 
 
 @pytest.fixture
-def scanned(version: DatasetVersion, alice: AbstractBaseUser) -> PiiScan:
+def scanned(version: DatasetVersion, alice: User) -> PiiScan:
     return scan_now(version, actor=alice)
 
 
 def test_starting_a_scan_runs_it_on_a_worker_and_returns_202(
-    version: DatasetVersion, alice: AbstractBaseUser, api_client: Clients, django_capture_on_commit_callbacks: Any
+    version: DatasetVersion, alice: User, api_client: Clients, django_capture_on_commit_callbacks: Any
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         response = api_client(alice).post(BASE + "scans/", {}, format="json")
@@ -42,20 +42,20 @@ def test_starting_a_scan_runs_it_on_a_worker_and_returns_202(
     assert scan["progress"] == {"records_done": 4, "records_total": 4, "fraction": 1.0}
 
 
-def test_a_scan_can_be_started_with_another_threshold(version: DatasetVersion, alice: AbstractBaseUser, api_client: Clients) -> None:
+def test_a_scan_can_be_started_with_another_threshold(version: DatasetVersion, alice: User, api_client: Clients) -> None:
     response = api_client(alice).post(BASE + "scans/", {"score_threshold": 0.9, "entities": ["EMAIL_ADDRESS"]}, format="json")
     assert response.json()["config"]["score_threshold"] == 0.9
     assert response.json()["config"]["entities"] == ["EMAIL_ADDRESS"]
 
 
-def test_an_outsider_cannot_start_a_scan_over_rest(version: DatasetVersion, mallory: AbstractBaseUser, api_client: Clients) -> None:
+def test_an_outsider_cannot_start_a_scan_over_rest(version: DatasetVersion, mallory: User, api_client: Clients) -> None:
     response = api_client(mallory).post(BASE + "scans/", {}, format="json")
     assert response.status_code == 403
     assert "mallory may not scan" in response.json()["error"]["message"]
 
 
 def test_the_report_lists_findings_per_field_and_type_with_masked_samples(
-    scanned: PiiScan, alice: AbstractBaseUser, api_client: Clients
+    scanned: PiiScan, alice: User, api_client: Clients
 ) -> None:
     report = api_client(alice).get(BASE + "report/").json()
     email = next(f for f in report["findings"] if f["entity_type"] == "EMAIL_ADDRESS")
@@ -64,19 +64,19 @@ def test_the_report_lists_findings_per_field_and_type_with_masked_samples(
     assert EMAIL not in str(report)
 
 
-def test_the_report_of_an_unscanned_version_is_404(version: DatasetVersion, alice: AbstractBaseUser, api_client: Clients) -> None:
+def test_the_report_of_an_unscanned_version_is_404(version: DatasetVersion, alice: User, api_client: Clients) -> None:
     response = api_client(alice).get(BASE + "report/")
     assert response.status_code == 404
     assert "no completed PII scan" in response.json()["error"]["message"]
 
 
-def test_a_queued_scan_can_be_cancelled(version: DatasetVersion, alice: AbstractBaseUser, api_client: Clients) -> None:
+def test_a_queued_scan_can_be_cancelled(version: DatasetVersion, alice: User, api_client: Clients) -> None:
     scan = api_client(alice).post(BASE + "scans/", {}, format="json").json()
     response = api_client(alice).post(BASE + f"scans/{scan['id']}/cancel/")
     assert response.json()["status"] == "cancelled"
 
 
-def test_a_steward_confirms_an_entity_type_over_rest(scanned: PiiScan, alice: AbstractBaseUser, api_client: Clients) -> None:
+def test_a_steward_confirms_an_entity_type_over_rest(scanned: PiiScan, alice: User, api_client: Clients) -> None:
     response = api_client(alice).post(
         BASE + "reviews/", {"entity_type": "US_SSN", "decision": "confirmed", "reason": "real customers"}, format="json"
     )
@@ -84,13 +84,13 @@ def test_a_steward_confirms_an_entity_type_over_rest(scanned: PiiScan, alice: Ab
     assert response.json()["pii_types"] == ["US_SSN"]
 
 
-def test_a_review_without_a_reason_is_a_400(scanned: PiiScan, alice: AbstractBaseUser, api_client: Clients) -> None:
+def test_a_review_without_a_reason_is_a_400(scanned: PiiScan, alice: User, api_client: Clients) -> None:
     response = api_client(alice).post(BASE + "reviews/", {"entity_type": "US_SSN", "decision": "confirmed"}, format="json")
     assert response.status_code == 400
 
 
 def test_a_redacted_version_is_created_over_rest(
-    scanned: PiiScan, alice: AbstractBaseUser, api_client: Clients, django_capture_on_commit_callbacks: Any
+    scanned: PiiScan, alice: User, api_client: Clients, django_capture_on_commit_callbacks: Any
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         response = api_client(alice).post(BASE + "redact/", {"operators": {"DEFAULT": {"type": "replace"}}}, format="json")
@@ -102,7 +102,7 @@ def test_a_redacted_version_is_created_over_rest(
 
 
 def test_datasets_can_be_filtered_by_pii_status_and_type(
-    scanned: PiiScan, alice: AbstractBaseUser, api_client: Clients, support_team: Any, make_version: MakeVersion
+    scanned: PiiScan, alice: User, api_client: Clients, support_team: Any, make_version: MakeVersion
 ) -> None:
     from governance.services import do_create_dataset
 
@@ -115,13 +115,13 @@ def test_datasets_can_be_filtered_by_pii_status_and_type(
     assert client.get("/api/v1/versions/?pii_type=IBAN_CODE").json()["results"] == []
 
 
-def test_a_dismissed_type_no_longer_matches_the_type_filter(scanned: PiiScan, alice: AbstractBaseUser, api_client: Clients) -> None:
+def test_a_dismissed_type_no_longer_matches_the_type_filter(scanned: PiiScan, alice: User, api_client: Clients) -> None:
     client = api_client(alice)
     client.post(BASE + "reviews/", {"entity_type": "US_SSN", "decision": "dismissed", "reason": "fake test data"}, format="json")
     assert client.get("/api/v1/datasets/?pii_type=US_SSN").json()["results"] == []
 
 
-def test_the_admin_report_page_shows_counts_masked_samples_and_review_buttons(scanned: PiiScan, root: AbstractBaseUser) -> None:
+def test_the_admin_report_page_shows_counts_masked_samples_and_review_buttons(scanned: PiiScan, root: User) -> None:
     client = Client()
     client.force_login(root)
     page = client.get(f"/admin/governance/piiscan/{scanned.pk}/change/").content.decode()
@@ -131,7 +131,7 @@ def test_the_admin_report_page_shows_counts_masked_samples_and_review_buttons(sc
     assert EMAIL not in page
 
 
-def test_confirming_in_the_admin_records_the_decision(scanned: PiiScan, root: AbstractBaseUser) -> None:
+def test_confirming_in_the_admin_records_the_decision(scanned: PiiScan, root: User) -> None:
     client = Client()
     client.force_login(root)
     response = client.post(
@@ -143,7 +143,7 @@ def test_confirming_in_the_admin_records_the_decision(scanned: PiiScan, root: Ab
     assert scanned.version.pii_types == ["EMAIL_ADDRESS"]
 
 
-def test_the_scan_command_scans_and_prints_the_report(version: DatasetVersion, alice: AbstractBaseUser) -> None:
+def test_the_scan_command_scans_and_prints_the_report(version: DatasetVersion, alice: User) -> None:
     out, err = io.StringIO(), io.StringIO()
     call_command("scan", "claims-2024", "1", "--user", "alice", stdout=out, stderr=err)
     assert "completed, pii_found" in out.getvalue()
@@ -151,8 +151,21 @@ def test_the_scan_command_scans_and_prints_the_report(version: DatasetVersion, a
     assert "4/4" in err.getvalue()  # the progress bar
 
 
-def test_the_scan_command_names_an_unknown_version(version: DatasetVersion, alice: AbstractBaseUser) -> None:
+def test_the_scan_command_names_an_unknown_version(version: DatasetVersion, alice: User) -> None:
     from django.core.management.base import CommandError
 
     with pytest.raises(CommandError, match="no version 9 of a dataset named 'claims-2024'"):
         call_command("scan", "claims-2024", "9", "--user", "alice")
+
+
+def test_a_report_without_a_ner_model_says_names_and_places_were_not_scanned(
+    version: DatasetVersion, alice: User, api_client: Clients
+) -> None:
+    from governance.pii.config import load_config
+
+    scan_now(version, actor=alice, config=load_config().with_overrides(nlp_engine="none"))
+    report = api_client(alice).get(BASE + "report/").json()
+    assert report["ner_available"] is False
+    assert {"PERSON", "LOCATION"} <= set(report["not_scanned_entities"])
+    assert "names and places (LOCATION, NRP, PERSON) were NOT scanned" in report["notes"][0]
+    assert "PERSON" not in report["found_entity_types"]

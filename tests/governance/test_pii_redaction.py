@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from governance.choices import PiiStatus
 from governance.models import AuditEvent, Dataset, DatasetVersion
@@ -22,14 +22,14 @@ MakeVersion = Callable[..., DatasetVersion]
 
 
 @pytest.fixture
-def found(claims_dataset: Dataset, make_version: MakeVersion, alice: AbstractBaseUser) -> DatasetVersion:
+def found(claims_dataset: Dataset, make_version: MakeVersion, alice: User) -> DatasetVersion:
     version = make_version(claims_dataset, pii_records())
     scan_now(version, actor=alice)
     version.refresh_from_db()
     return version
 
 
-def _redact(version: DatasetVersion, actor: AbstractBaseUser, operators: dict[str, Any], capture: Any) -> Any:
+def _redact(version: DatasetVersion, actor: User, operators: dict[str, Any], capture: Any) -> Any:
     with capture(execute=True):
         return services.do_redact_dataset_version(actor=actor, version=version, operators=operators, reason="share with vendors")
 
@@ -40,7 +40,7 @@ def _texts(version: DatasetVersion) -> list[str]:
 
 
 def test_redaction_creates_a_new_version_derived_from_the_original(
-    found: DatasetVersion, alice: AbstractBaseUser, django_capture_on_commit_callbacks: Any
+    found: DatasetVersion, alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:
     redaction = _redact(found, alice, {"DEFAULT": {"type": "replace"}}, django_capture_on_commit_callbacks)
     redacted = redaction.result
@@ -52,7 +52,7 @@ def test_redaction_creates_a_new_version_derived_from_the_original(
 
 
 def test_replace_puts_the_entity_type_in_place_of_the_value(
-    found: DatasetVersion, alice: AbstractBaseUser, django_capture_on_commit_callbacks: Any
+    found: DatasetVersion, alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:
     redaction = _redact(found, alice, {"DEFAULT": {"type": "replace"}}, django_capture_on_commit_callbacks)
     texts = _texts(redaction.result)
@@ -61,7 +61,7 @@ def test_replace_puts_the_entity_type_in_place_of_the_value(
 
 
 def test_mask_and_hash_operators_apply_per_entity_type(
-    found: DatasetVersion, alice: AbstractBaseUser, django_capture_on_commit_callbacks: Any
+    found: DatasetVersion, alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:
     operators = {"EMAIL_ADDRESS": {"type": "mask"}, "US_SSN": {"type": "hash"}, "DEFAULT": {"type": "replace"}}
     texts = _texts(_redact(found, alice, operators, django_capture_on_commit_callbacks).result)
@@ -70,7 +70,7 @@ def test_mask_and_hash_operators_apply_per_entity_type(
 
 
 def test_hashing_uses_a_per_dataset_salt_so_equal_values_hash_alike(
-    found: DatasetVersion, alice: AbstractBaseUser, django_capture_on_commit_callbacks: Any
+    found: DatasetVersion, alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:
     operators = {"EMAIL_ADDRESS": {"type": "hash"}, "DEFAULT": {"type": "keep"}}
     texts = _texts(_redact(found, alice, operators, django_capture_on_commit_callbacks).result)
@@ -80,7 +80,7 @@ def test_hashing_uses_a_per_dataset_salt_so_equal_values_hash_alike(
 
 
 def test_drop_removes_the_whole_record(
-    found: DatasetVersion, alice: AbstractBaseUser, django_capture_on_commit_callbacks: Any
+    found: DatasetVersion, alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:
     redaction = _redact(found, alice, {"CREDIT_CARD": {"type": "drop"}, "DEFAULT": {"type": "replace"}}, django_capture_on_commit_callbacks)
     assert redaction.records_dropped == 1
@@ -89,7 +89,7 @@ def test_drop_removes_the_whole_record(
 
 
 def test_the_redacted_version_is_scanned_again_and_reports_residual_pii(
-    found: DatasetVersion, alice: AbstractBaseUser, django_capture_on_commit_callbacks: Any
+    found: DatasetVersion, alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:
     redaction = _redact(found, alice, {"DEFAULT": {"type": "replace"}}, django_capture_on_commit_callbacks)
     rescan = PiiScan.objects.get(version=redaction.result)
@@ -100,7 +100,7 @@ def test_the_redacted_version_is_scanned_again_and_reports_residual_pii(
 
 
 def test_keeping_a_type_leaves_it_as_residual_pii_in_the_rescan(
-    found: DatasetVersion, alice: AbstractBaseUser, django_capture_on_commit_callbacks: Any
+    found: DatasetVersion, alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:
     redaction = _redact(found, alice, {"US_SSN": {"type": "keep"}, "DEFAULT": {"type": "replace"}}, django_capture_on_commit_callbacks)
     rescan = PiiScan.objects.get(version=redaction.result)
@@ -110,7 +110,7 @@ def test_keeping_a_type_leaves_it_as_residual_pii_in_the_rescan(
 
 
 def test_redaction_is_recorded_in_the_audit_log(
-    found: DatasetVersion, alice: AbstractBaseUser, django_capture_on_commit_callbacks: Any
+    found: DatasetVersion, alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:
     _redact(found, alice, {"DEFAULT": {"type": "replace"}}, django_capture_on_commit_callbacks)
     event = AuditEvent.objects.get(action=services.ACTION_VERSION_REDACTED)
@@ -118,7 +118,7 @@ def test_redaction_is_recorded_in_the_audit_log(
 
 
 def test_a_version_without_pii_cannot_be_redacted(
-    claims_dataset: Dataset, make_version: MakeVersion, alice: AbstractBaseUser
+    claims_dataset: Dataset, make_version: MakeVersion, alice: User
 ) -> None:
     version = make_version(claims_dataset, jsonl_bytes("no personal data here"))
     scan_now(version, actor=alice)
@@ -127,18 +127,18 @@ def test_a_version_without_pii_cannot_be_redacted(
         services.do_redact_dataset_version(actor=alice, version=version, operators={"DEFAULT": "replace"})
 
 
-def test_an_unknown_operator_is_refused_naming_the_entity_type(found: DatasetVersion, alice: AbstractBaseUser) -> None:
+def test_an_unknown_operator_is_refused_naming_the_entity_type(found: DatasetVersion, alice: User) -> None:
     with pytest.raises(InvalidInput, match="operators.US_SSN: type must be one of"):
         services.do_redact_dataset_version(actor=alice, version=found, operators={"US_SSN": {"type": "shred"}})
 
 
-def test_an_outsider_cannot_redact(found: DatasetVersion, mallory: AbstractBaseUser) -> None:
+def test_an_outsider_cannot_redact(found: DatasetVersion, mallory: User) -> None:
     with pytest.raises(PermissionDenied):
         services.do_redact_dataset_version(actor=mallory, version=found, operators={"DEFAULT": "replace"})
 
 
 def test_a_csv_version_is_redacted_column_by_column(
-    claims_dataset: Dataset, make_version: MakeVersion, alice: AbstractBaseUser, django_capture_on_commit_callbacks: Any
+    claims_dataset: Dataset, make_version: MakeVersion, alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:
     data = b"claim_id,customer_name,ssn,note\nC1,Maria Garcia,536-22-8714,water damage\nC2,James Smith,421-55-1234,roof leak\n"
     version = make_version(claims_dataset, data, filename="claims.csv")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from governance.choices import PiiStatus
 from governance.models import AuditEvent, Dataset, DatasetVersion
@@ -26,7 +26,7 @@ def pii_version(claims_dataset: Dataset, make_version: MakeVersion) -> DatasetVe
 
 
 @pytest.fixture
-def scanned(pii_version: DatasetVersion, alice: AbstractBaseUser) -> PiiScan:
+def scanned(pii_version: DatasetVersion, alice: User) -> PiiScan:
     return scan_now(pii_version, actor=alice)
 
 
@@ -75,26 +75,26 @@ def test_a_version_without_findings_becomes_clean(claims_dataset: Dataset, make_
     assert version.pii_status == PiiStatus.CLEAN
 
 
-def test_requesting_a_scan_marks_the_version_scanning(pii_version: DatasetVersion, alice: AbstractBaseUser) -> None:
+def test_requesting_a_scan_marks_the_version_scanning(pii_version: DatasetVersion, alice: User) -> None:
     services.do_request_pii_scan(actor=alice, version=pii_version, enqueue=False)
     pii_version.refresh_from_db()
     assert pii_version.pii_status == PiiStatus.SCANNING
 
 
-def test_an_outsider_cannot_start_a_scan(pii_version: DatasetVersion, mallory: AbstractBaseUser) -> None:
+def test_an_outsider_cannot_start_a_scan(pii_version: DatasetVersion, mallory: User) -> None:
     with pytest.raises(PermissionDenied, match="mallory may not scan"):
         services.do_request_pii_scan(actor=mallory, version=pii_version, enqueue=False)
 
 
 def test_a_second_scan_with_the_same_configuration_while_one_is_queued_is_refused(
-    pii_version: DatasetVersion, alice: AbstractBaseUser
+    pii_version: DatasetVersion, alice: User
 ) -> None:
     services.do_request_pii_scan(actor=alice, version=pii_version, enqueue=False)
     with pytest.raises(Conflict, match="already queued"):
         services.do_request_pii_scan(actor=alice, version=pii_version, enqueue=False)
 
 
-def test_confirming_an_entity_type_makes_it_the_versions_pii_fact(scanned: PiiScan, alice: AbstractBaseUser) -> None:
+def test_confirming_an_entity_type_makes_it_the_versions_pii_fact(scanned: PiiScan, alice: User) -> None:
     version = scanned.version
     before = DatasetVersion.objects.get(pk=version.pk).facts_version
     services.do_review_pii_entity(
@@ -105,7 +105,7 @@ def test_confirming_an_entity_type_makes_it_the_versions_pii_fact(scanned: PiiSc
     assert version.facts_version > before
 
 
-def test_reviewing_every_found_type_makes_the_version_reviewed(scanned: PiiScan, alice: AbstractBaseUser) -> None:
+def test_reviewing_every_found_type_makes_the_version_reviewed(scanned: PiiScan, alice: User) -> None:
     version = scanned.version
     for entity in scanned.found_entity_types:
         decision = PiiReviewDecision.DISMISSED if entity == "DATE_TIME" else PiiReviewDecision.CONFIRMED
@@ -115,7 +115,7 @@ def test_reviewing_every_found_type_makes_the_version_reviewed(scanned: PiiScan,
     assert "DATE_TIME" not in version.pii_types and "EMAIL_ADDRESS" in version.pii_types
 
 
-def test_dismissing_a_confirmed_type_removes_it_from_the_fact(scanned: PiiScan, alice: AbstractBaseUser) -> None:
+def test_dismissing_a_confirmed_type_removes_it_from_the_fact(scanned: PiiScan, alice: User) -> None:
     version = scanned.version
     services.do_review_pii_entity(actor=alice, version=version, entity_type="US_SSN", decision="confirmed", reason="a")
     services.do_review_pii_entity(actor=alice, version=version, entity_type="US_SSN", decision="dismissed", reason="test data")
@@ -123,7 +123,7 @@ def test_dismissing_a_confirmed_type_removes_it_from_the_fact(scanned: PiiScan, 
     assert version.pii_types == []
 
 
-def test_a_review_is_recorded_in_the_audit_log_with_its_reason(scanned: PiiScan, alice: AbstractBaseUser) -> None:
+def test_a_review_is_recorded_in_the_audit_log_with_its_reason(scanned: PiiScan, alice: User) -> None:
     services.do_review_pii_entity(
         actor=alice, version=scanned.version, entity_type="EMAIL_ADDRESS", decision="confirmed", reason="customer emails"
     )
@@ -132,22 +132,22 @@ def test_a_review_is_recorded_in_the_audit_log_with_its_reason(scanned: PiiScan,
     assert event.changes["pii_types"] == [[], ["EMAIL_ADDRESS"]]
 
 
-def test_a_review_needs_a_reason(scanned: PiiScan, alice: AbstractBaseUser) -> None:
+def test_a_review_needs_a_reason(scanned: PiiScan, alice: User) -> None:
     with pytest.raises(InvalidInput, match="reason is required"):
         services.do_review_pii_entity(actor=alice, version=scanned.version, entity_type="US_SSN", decision="confirmed", reason=" ")
 
 
-def test_dismissing_a_type_no_scan_found_is_refused(scanned: PiiScan, alice: AbstractBaseUser) -> None:
+def test_dismissing_a_type_no_scan_found_is_refused(scanned: PiiScan, alice: User) -> None:
     with pytest.raises(InvalidInput, match="no completed scan"):
         services.do_review_pii_entity(actor=alice, version=scanned.version, entity_type="IBAN_CODE", decision="dismissed", reason="x")
 
 
-def test_an_outsider_cannot_review_findings(scanned: PiiScan, mallory: AbstractBaseUser) -> None:
+def test_an_outsider_cannot_review_findings(scanned: PiiScan, mallory: User) -> None:
     with pytest.raises(PermissionDenied):
         services.do_review_pii_entity(actor=mallory, version=scanned.version, entity_type="US_SSN", decision="dismissed", reason="x")
 
 
-def test_a_rescan_with_another_configuration_keeps_the_earlier_report(scanned: PiiScan, alice: AbstractBaseUser) -> None:
+def test_a_rescan_with_another_configuration_keeps_the_earlier_report(scanned: PiiScan, alice: User) -> None:
     strict = load_config().with_overrides(score_threshold=0.95)
     rescan = scan_now(scanned.version, actor=alice, config=strict)
     assert rescan.config_digest != scanned.config_digest
@@ -155,7 +155,7 @@ def test_a_rescan_with_another_configuration_keeps_the_earlier_report(scanned: P
     assert scanned.findings.count() > rescan.findings.count() > 0
 
 
-def test_a_rescan_finding_nothing_new_keeps_the_version_reviewed(scanned: PiiScan, alice: AbstractBaseUser) -> None:
+def test_a_rescan_finding_nothing_new_keeps_the_version_reviewed(scanned: PiiScan, alice: User) -> None:
     version = scanned.version
     for entity in scanned.found_entity_types:
         services.do_review_pii_entity(actor=alice, version=version, entity_type=entity, decision="confirmed", reason="ok")
@@ -164,7 +164,7 @@ def test_a_rescan_finding_nothing_new_keeps_the_version_reviewed(scanned: PiiSca
     assert version.pii_status == PiiStatus.REVIEWED
 
 
-def test_cancelling_a_queued_scan_restores_the_previous_status(scanned: PiiScan, alice: AbstractBaseUser) -> None:
+def test_cancelling_a_queued_scan_restores_the_previous_status(scanned: PiiScan, alice: User) -> None:
     queued = services.do_request_pii_scan(
         actor=alice, version=scanned.version, config=load_config().with_overrides(score_threshold=0.9), enqueue=False
     )
@@ -174,7 +174,7 @@ def test_cancelling_a_queued_scan_restores_the_previous_status(scanned: PiiScan,
     assert scanned.version.pii_status == PiiStatus.PII_FOUND
 
 
-def test_a_running_scan_stops_when_cancelled(claims_dataset: Dataset, make_version: MakeVersion, alice: AbstractBaseUser, monkeypatch: Any) -> None:
+def test_a_running_scan_stops_when_cancelled(claims_dataset: Dataset, make_version: MakeVersion, alice: User, monkeypatch: Any) -> None:
     version = make_version(claims_dataset, jsonl_bytes(*[f"Write to user{i}@example.com" for i in range(600)]))
     monkeypatch.setattr(services, "CHECKPOINT_SECONDS", 0.0)
 
@@ -190,7 +190,7 @@ def test_a_running_scan_stops_when_cancelled(claims_dataset: Dataset, make_versi
 
 
 def test_a_scan_that_errors_fails_cleanly_and_never_reports_clean(
-    claims_dataset: Dataset, make_version: MakeVersion, alice: AbstractBaseUser
+    claims_dataset: Dataset, make_version: MakeVersion, alice: User
 ) -> None:
     from pedigree.storage import get_store
 
@@ -208,7 +208,7 @@ class _WorkerKilled(BaseException):
 
 
 def test_a_scan_whose_worker_died_is_resumed_from_its_checkpoint(
-    claims_dataset: Dataset, make_version: MakeVersion, alice: AbstractBaseUser, monkeypatch: Any, settings: Any
+    claims_dataset: Dataset, make_version: MakeVersion, alice: User, monkeypatch: Any, settings: Any
 ) -> None:
     texts = [f"Mail jo{i}@example.org or call 212-555-{1000 + i:04d}." for i in range(500)]
     version = make_version(claims_dataset, jsonl_bytes(*texts))
@@ -235,7 +235,7 @@ def test_a_scan_whose_worker_died_is_resumed_from_its_checkpoint(
 
 
 def test_a_scan_whose_worker_keeps_dying_is_failed(
-    pii_version: DatasetVersion, alice: AbstractBaseUser, settings: Any
+    pii_version: DatasetVersion, alice: User, settings: Any
 ) -> None:
     scan = services.do_request_pii_scan(actor=alice, version=pii_version, enqueue=False)
     settings.PEDIGREE_PII_SCAN_STALE_SECONDS = 0

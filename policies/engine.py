@@ -550,6 +550,7 @@ class Decision:
         "_facts",
         "_reason",
         "_explain",
+        "_log_fields",
     )
 
     def __init__(
@@ -582,6 +583,26 @@ class Decision:
         self._facts = facts if facts is not None else ({} if reason is not None else None)
         self._reason = reason
         self._explain = explain
+        self._log_fields: tuple[str, ...] | None = None
+
+    def log_fields(self) -> tuple[str, ...]:
+        """The decision as plain strings for the decision log (computed once):
+        principal, action, resource, context JSON, outcome, policies JSON,
+        facts JSON, reason, inputs digest, policy digest."""
+        if self._log_fields is None:
+            self._log_fields = (
+                self.principal[:200],
+                self.action[:32],
+                self.resource[:300],
+                orjson.dumps(self.context).decode(),
+                self.outcome,
+                orjson.dumps(self.policies).decode(),
+                orjson.dumps(self.facts).decode(),
+                self.reason,
+                self.inputs_digest,
+                self.policy_digest,
+            )
+        return self._log_fields
 
     def _explained(self) -> None:
         assert self._explain is not None

@@ -240,7 +240,7 @@ class DecisionLog:
     CHUNK = 200
 
     def __init__(self) -> None:
-        self._buffer: collections.deque[tuple[float, Decision, bool]] = collections.deque()
+        self._buffer: collections.deque[tuple[Any, ...]] = collections.deque()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
@@ -262,7 +262,9 @@ class DecisionLog:
         if len(self._buffer) >= self.MAX_BUFFER:
             self._buffer.popleft()
             self.dropped += 1
-        self._buffer.append((time.time(), decision, cached))
+        # Only strings and numbers are queued: a queue of live decision objects
+        # would make the garbage collector's full passes dearer for every request.
+        self._buffer.append((time.time(), cached, *decision.log_fields()))
         if self._thread_pid != os.getpid() and getattr(settings, "PEDIGREE_DECISION_LOG_FLUSH_SECONDS", 1.0) > 0:
             self._start_thread()
 
@@ -323,8 +325,8 @@ class DecisionLog:
                     logger.debug("could not close the decision log writer's connection", exc_info=True)
 
 
-def _insert_decisions(chunk: list[tuple[float, Decision, bool]]) -> None:
-    """One multi-row INSERT of logged decisions (no model instances: a flush must
+def _insert_decisions(chunk: list[tuple[Any, ...]]) -> None:
+    """One multi-row INSERT of queued decisions (no model instances: a flush must
     hold the GIL as briefly as possible)."""
     connection = connections[router.db_for_write(PolicyDecision)]
     json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
@@ -336,24 +338,9 @@ def _insert_decisions(chunk: list[tuple[float, Decision, bool]]) -> None:
     else:
         def stamp(seconds: float) -> Any:
             return connection.ops.adapt_datetimefield_value(dt.datetime.fromtimestamp(seconds, tz=dt.UTC))
-    rows = []
-    for decided_at, decision, cached in chunk:
-        rows.append(
-            (
-                stamp(decided_at),
-                decision.principal[:200],
-                decision.action[:32],
-                decision.resource[:300],
-                orjson.dumps(decision.context).decode(),
-                decision.outcome,
-                orjson.dumps(decision.policies).decode(),
-                orjson.dumps(decision.facts).decode(),
-                decision.reason,
-                cached,
-                decision.inputs_digest,
-                decision.policy_digest,
-            )
-        )
+    # Queued: (time, cached, principal, action, resource, context, outcome,
+    # policies, facts, reason, inputs_digest, policy_digest); see Decision.log_fields.
+    rows = [(stamp(row[0]), *row[2:10], row[1], row[10], row[11]) for row in chunk]
     meta = PolicyDecision._meta
     columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in _LOG_COLUMNS)
     placeholders = ", ".join(f"%s{json_cast}" if name in _JSON_COLUMNS else "%s" for name in _LOG_COLUMNS)

@@ -277,8 +277,13 @@ def combine(
                 if name == "pii_types" and _removed(value, parent.removes_pii_types):
                     continue
                 entry = table.setdefault(value, {})
-                for source, (_, distance) in sources.items():
-                    _offer_source(entry, source, via, distance + 1)
+                # Parents come in ascending id order, so an equal distance from a
+                # later parent never wins: only a strictly shorter one replaces.
+                for source, pair in sources.items():
+                    distance = pair[1] + 1
+                    current = entry.get(source)
+                    if current is None or distance < current[1]:
+                        entry[source] = [via, distance]
         if "licences" in wanted:
             result["licence_terms"].update(eff.get("licence_terms", {}))
         if "quarantine" not in wanted:
@@ -306,38 +311,81 @@ def combine(
         status = "active"
     result["status"] = status
     result["status_reason"] = own.get("status_reason", "")
-    result["summary"] = summarise(result, kind=kind)
+    result["summary"] = summarise(
+        result, kind=kind, recomputed=wanted, previous=previous.get("summary") if previous else None
+    )
     return result
 
 
-def summarise(effective: Mapping[str, Any], *, kind: str) -> dict[str, Any]:
-    """The plain values a policy needs: sets, combined permissions, obligations, conflicts."""
-    terms = [LicenceTerms.from_json(effective["licence_terms"][key]) for key in sorted(effective["licences"])]
-    constraints: dict[str, list[str] | None] = {}
+_SUMMARY_PARTS = {
+    "pii_types": ("pii_types",),
+    "owners": ("owners",),
+    "licences": ("licences", "permissions", "obligations", "conflicts"),
+    "allowed_purposes": ("allowed_purposes",),
+    "residency_regions": ("residency_regions",),
+    "quarantine": ("status", "quarantined", "exceptions_expire_at"),
+}
+
+
+_TERMS_BY_KEY: dict[str, LicenceTerms] = {}
+
+
+def _terms_of(key: str, raw: Mapping[str, Any]) -> LicenceTerms:
+    # A key names its terms completely (id, flags, holder), so parse each once.
+    terms = _TERMS_BY_KEY.get(key)
+    if terms is None:
+        terms = _TERMS_BY_KEY[key] = LicenceTerms.from_json(raw)
+    return terms
+
+
+def summarise(
+    effective: Mapping[str, Any],
+    *,
+    kind: str,
+    recomputed: Iterable[str] | None = None,
+    previous: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The plain values a policy needs: sets, combined permissions, obligations, conflicts.
+
+    With ``recomputed`` and the ``previous`` summary, the parts of categories
+    that were not recomputed are copied over.
+    """
+    parts = set(CATEGORIES if recomputed is None or not previous else recomputed)
+    summary: dict[str, Any] = {}
+    if previous:
+        for category in set(CATEGORIES) - parts:
+            for name in _SUMMARY_PARTS[category]:
+                summary[name] = previous.get(name)
+    if "pii_types" in parts:
+        summary["pii_types"] = sorted(effective["pii_types"])
+    if "owners" in parts:
+        summary["owners"] = sorted(effective["owners"])
+    if "licences" in parts:
+        terms = [
+            _terms_of(key, effective["licence_terms"][key])
+            for key in sorted(effective["licences"])
+        ]
+        summary["licences"] = sorted({t.id for t in terms})
+        summary["permissions"] = combined_permissions(terms)
+        summary["obligations"] = obligations(terms)
+        summary["conflicts"] = conflicts(terms, kind=kind)
     for name in CONSTRAINT_FACTS:
-        keys = list(effective[name])
-        if not keys:
-            constraints[name] = None
+        if name not in parts:
             continue
         allowed: set[str] | None = None
-        for key in keys:
+        for key in effective[name]:
             values = {item for item in key.split(",") if item}
             allowed = values if allowed is None else allowed & values
-        constraints[name] = sorted(allowed or set())
-    expiries = [item["expires_at"] for item in effective.get("excepted", {}).values()]
-    return {
-        "status": effective["status"],
-        "quarantined": effective["status"] != "active",
-        "pii_types": sorted(effective["pii_types"]),
-        "owners": sorted(effective["owners"]),
-        "licences": sorted({t.id for t in terms}),
-        "allowed_purposes": constraints["allowed_purposes"],
-        "residency_regions": constraints["residency_regions"],
-        "permissions": combined_permissions(terms),
-        "obligations": obligations(terms),
-        "conflicts": conflicts(terms, kind=kind),
-        "exceptions_expire_at": min(expiries) if expiries else None,
-    }
+        summary[name] = None if allowed is None else sorted(allowed)
+    if "quarantine" in parts:
+        expiries = [item["expires_at"] for item in effective.get("excepted", {}).values()]
+        summary["status"] = effective["status"]
+        summary["quarantined"] = effective["status"] != "active"
+        summary["exceptions_expire_at"] = min(expiries) if expiries else None
+    return {name: summary[name] for name in (
+        "status", "quarantined", "pii_types", "owners", "licences", "allowed_purposes", "residency_regions",
+        "permissions", "obligations", "conflicts", "exceptions_expire_at",
+    )}
 
 
 def combined_permissions(terms: Sequence[LicenceTerms]) -> dict[str, bool]:

@@ -35,7 +35,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+import orjson
+from django.db import connection, transaction
+from django.utils import timezone
 
 from governance.lineage.facts import ALL_PII, OwnFacts
 from governance.lineage.propagation import RefreshResult, lock_graph, refresh
@@ -283,17 +285,7 @@ def bulk_load(assets: Sequence[AssetSpec], edges: Sequence[EdgeSpec], *, batch_s
     result = BulkLoadResult()
     with transaction.atomic():
         lock_graph()
-        rows = [
-            LineageNode(
-                kind=asset.kind,
-                reference=str(asset.reference),
-                label=asset.label[:255],
-                own_facts=(own := _own_facts(asset.facts)),
-                own_status=own["status"],
-            )
-            for asset in assets
-        ]
-        LineageNode.objects.bulk_create(rows, batch_size=batch_size)
+        _insert_nodes(assets)
         keys = {(asset.kind, str(asset.reference)) for asset in assets} | {spec.upstream for spec in edges} | {
             spec.downstream for spec in edges
         }
@@ -317,23 +309,49 @@ def bulk_load(assets: Sequence[AssetSpec], edges: Sequence[EdgeSpec], *, batch_s
                 )
         pairs = [(result.ids[spec.upstream], result.ids[spec.downstream]) for spec in edges]
         _refuse_cycles(pairs)
-        LineageEdge.objects.bulk_create(
-            [
-                LineageEdge(
-                    upstream_id=up,
-                    downstream_id=down,
-                    relation=spec.relation,
-                    removes_pii_types=sorted(spec.removes_pii_types),
-                )
-                for (up, down), spec in zip(pairs, edges, strict=True)
-            ],
-            batch_size=batch_size,
-        )
+        _insert_edges(pairs, edges)
         result.edges = len(edges)
         new_ids = [result.ids[(asset.kind, str(asset.reference))] for asset in assets]
         targets = {down for _, down in pairs}
         refresh(sorted(set(new_ids) | targets))
     return result
+
+
+def _json_param() -> str:
+    return "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
+
+
+def _insert_nodes(assets: Sequence[AssetSpec]) -> None:
+    """Insert new nodes with one prepared statement (bulk_load's hot path)."""
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    json_param = _json_param()
+    sql = (
+        f"INSERT INTO {LineageNode._meta.db_table} (kind, reference, label, own_status, own_facts, effective_status, "
+        f"effective_facts, facts_version, created_at, updated_at) "
+        f"VALUES (%s, %s, %s, %s, {json_param}, %s, {json_param}, 1, %s, %s)"
+    )
+    rows = []
+    for asset in assets:
+        own = _own_facts(asset.facts)
+        rows.append((asset.kind, str(asset.reference), asset.label[:255], own["status"], orjson.dumps(own).decode(),
+                     "active", "{}", stamp, stamp))
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _insert_edges(pairs: Sequence[tuple[int, int]], edges: Sequence[EdgeSpec]) -> None:
+    """Insert new edges with one prepared statement."""
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    sql = (
+        f"INSERT INTO {LineageEdge._meta.db_table} (upstream_id, downstream_id, relation, removes_pii_types, created_at) "
+        f"VALUES (%s, %s, %s, {_json_param()}, %s)"
+    )
+    rows = [
+        (up, down, spec.relation, orjson.dumps(sorted(spec.removes_pii_types)).decode(), stamp)
+        for (up, down), spec in zip(pairs, edges, strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _refuse_cycles(pairs: Sequence[tuple[int, int]]) -> None:

@@ -22,8 +22,23 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from governance.lineage.facts import ExceptionInput, ParentInput, changed_categories, combine
-from governance.lineage.queries import EdgeRow, chunks, downstream_ids, edges_into
+from governance.lineage.facts import (
+    CATEGORIES,
+    ExceptionInput,
+    ParentInput,
+    category_blocks,
+    changed_categories,
+    combine,
+)
+from governance.lineage.queries import (
+    EdgeRow,
+    NodeRow,
+    chunks,
+    downstream_ids,
+    edges_into,
+    load_effective_facts,
+    load_node_rows,
+)
 from governance.models.lineage import (
     PROPAGATING_RELATIONS,
     LineageGraphState,
@@ -105,6 +120,14 @@ def refresh(
 
     ``own_overrides`` replaces some nodes' own facts for this computation only
     (with ``dry_run``: "what if this version were revoked?").
+
+    First the seeds are recomputed against their stored parents, which bounds
+    the fact categories that can change anywhere downstream (a revocation:
+    only the quarantine). When that is not every category, the downstream
+    nodes are read and written as those blocks alone (JSON paths in SQL), so
+    a revocation reaching thousands of models moves kilobytes per model, not
+    their whole explained facts. ``RefreshResult.effective`` then holds those
+    blocks (always ``status``, ``quarantine`` when it changed, and ``summary``).
     """
     now = now or timezone.now()
     overrides = own_overrides or {}
@@ -112,37 +135,62 @@ def refresh(
     result = RefreshResult()
     if not seed_list:
         return result
-    reached = downstream_ids(seed_list, propagating_only=True)
-    members = set(reached)
+    seed_set = set(seed_list)
+    members = set(downstream_ids(seed_list, propagating_only=True))
     result.affected = sorted(members)
-
-    nodes: dict[int, LineageNode] = {}
-    for batch in chunks(sorted(members)):
-        for node in LineageNode.objects.filter(id__in=batch).only(
-            "id", "kind", "own_facts", "effective_facts", "effective_status", "facts_version"
-        ):
-            nodes[node.pk] = node
     edges = [edge for edge in edges_into(members) if edge.relation in PROPAGATING_RELATIONS]
-    outside = sorted({edge.upstream_id for edge in edges} - members)
-    outside_facts: dict[int, dict[str, Any]] = {}
-    for batch in chunks(outside):
-        outside_facts.update(LineageNode.objects.filter(id__in=batch).values_list("id", "effective_facts"))
     exceptions = active_exceptions(members, now=now)
     parents_of: dict[int, list[EdgeRow]] = {}
     for edge in edges:
         parents_of.setdefault(edge.downstream_id, []).append(edge)
 
+    # The seeds, in full, against their stored parents: what can change downstream?
+    seed_rows = load_node_rows(seed_list)
+    seed_parents = {edge.upstream_id for edge in edges if edge.downstream_id in seed_set} - seed_set
+    parent_facts = load_effective_facts(sorted(seed_parents))
+    bound: set[str] = set()
+    for node_id in seed_list:
+        row = seed_rows[node_id]
+        if not row.effective_facts:
+            bound = set(CATEGORIES)
+            break
+        trial = combine(
+            node_id=node_id, kind=row.kind, own=overrides.get(node_id, row.own_facts),
+            parents=[
+                ParentInput(edge.upstream_id, edge.relation, edge.removes_pii_types,
+                            parent_facts.get(edge.upstream_id) or seed_rows[edge.upstream_id].effective_facts)
+                for edge in parents_of.get(node_id, ())
+            ],
+            exceptions=exceptions.get(node_id, ()),
+        )
+        bound |= changed_categories(row.effective_facts, trial)
+    partial = bound != set(CATEGORIES) and len(members) > len(seed_set)
+    blocks = sorted({block for category in bound for block in category_blocks(category)} | {"summary", "status", "status_reason"})
+    others = sorted(members - seed_set)
+    nodes: dict[int, NodeRow] = dict(seed_rows)
+    nodes.update(load_node_rows(others, blocks=blocks if partial else None))
+    outside = sorted({edge.upstream_id for edge in edges} - members - seed_parents)
+    outside_facts = load_effective_facts(outside, blocks=blocks if partial else None)
+    outside_facts.update(parent_facts)
+    if partial and any("summary" not in nodes[n].effective_facts for n in others):
+        partial = False  # a node never computed: read everything
+        nodes.update(load_node_rows(others))
+        outside_facts.update(load_effective_facts(outside))
+
     computed: dict[int, dict[str, Any]] = {}
     dirty: dict[int, set[str]] = {}
-    seed_set = set(seed_list)
+
+    def stored(node_id: int) -> Mapping[str, Any]:
+        return nodes[node_id].effective_facts if node_id in nodes else outside_facts[node_id]
 
     def current(node_id: int) -> Mapping[str, Any]:
-        if node_id in computed:
+        if node_id not in computed:
+            return stored(node_id)
+        if node_id in seed_set or not partial:
             return computed[node_id]
-        if node_id in nodes:
-            return nodes[node_id].effective_facts
-        return outside_facts[node_id]
+        return {**stored(node_id), **computed[node_id]}  # full stored blocks under the new ones
 
+    watched = blocks if partial else None
     for node_id in _topological(members, edges):
         node = nodes[node_id]
         incoming = parents_of.get(node_id, ())
@@ -154,29 +202,27 @@ def refresh(
             if not only:
                 continue  # nothing upstream of it changed
         parents = [
-            ParentInput(
-                parent_id=edge.upstream_id,
-                relation=edge.relation,
-                removes_pii_types=edge.removes_pii_types,
-                effective=current(edge.upstream_id),
-            )
+            ParentInput(edge.upstream_id, edge.relation, edge.removes_pii_types, current(edge.upstream_id))
             for edge in incoming
         ]
-        own = overrides.get(node_id, node.own_facts)
         effective = combine(
             node_id=node_id,
             kind=node.kind,
-            own=own,
+            own=overrides.get(node_id, node.own_facts),
             parents=parents,
             exceptions=exceptions.get(node_id, ()),
             only=only,
             previous=node.effective_facts or None,
         )
+        if watched is not None and node_id not in seed_set:
+            effective = {block: effective[block] for block in watched}
         result.status_before[node_id] = node.effective_status
-        if effective == node.effective_facts:
+        if all(effective.get(key) == node.effective_facts.get(key) for key in (watched or ())) if (
+            watched is not None and node_id not in seed_set
+        ) else effective == node.effective_facts:
             continue
         computed[node_id] = effective
-        dirty[node_id] = changed_categories(node.effective_facts, effective)
+        dirty[node_id] = changed_categories(node.effective_facts, effective) & (bound if partial else set(CATEGORIES))
         result.changed.append(node_id)
         before, after = node.effective_status, effective["status"]
         if before != "quarantined" and after == "quarantined":
@@ -186,37 +232,53 @@ def refresh(
     result.effective = computed
     if dry_run or not result.changed:
         return result
-    _write(nodes, computed, result.changed)
+    whole = [node_id for node_id in result.changed if node_id in seed_set or not partial]
+    _write(nodes, computed, whole, blocks=None)
+    _write(nodes, computed, [node_id for node_id in result.changed if node_id not in set(whole)], blocks=blocks)
     return result
 
 
-def _write(nodes: Mapping[int, LineageNode], computed: Mapping[int, dict[str, Any]], changed: list[int]) -> None:
-    """Store new effective facts and bump their fact versions, in few statements.
+def _write(
+    nodes: Mapping[int, NodeRow], computed: Mapping[int, dict[str, Any]], changed: list[int], *, blocks: list[str] | None
+) -> None:
+    """Store new effective facts (whole, or only ``blocks``) and bump their fact versions, in few statements.
 
-    PostgreSQL takes one ``UPDATE ... FROM unnest(...)`` per batch; other
-    databases one prepared statement executed many times.
+    PostgreSQL takes one ``UPDATE ... FROM unnest(...)`` per batch (``||``
+    replaces top-level blocks); SQLite one prepared statement executed many
+    times (``json_set`` for blocks).
     """
+    if not changed:
+        return
     stamp = connection.ops.adapt_datetimefield_value(timezone.now())
     table = LineageNode._meta.db_table
     rows = [(node_id, orjson.dumps(computed[node_id]).decode(), computed[node_id]["status"]) for node_id in changed]
+    postgres = connection.vendor == "postgresql"
+    if blocks is None:
+        target = "v.facts::jsonb" if postgres else "%s"
+    elif postgres:
+        target = "n.effective_facts || v.facts::jsonb"
+    else:
+        paths = ", ".join(f"'$.{block}', json_extract(%s, '$.{block}')" for block in blocks)
+        target = f"json_set(effective_facts, {paths})"
     with connection.cursor() as cursor:
         for start in range(0, len(rows), WRITE_BATCH):
             batch = rows[start : start + WRITE_BATCH]
-            if connection.vendor == "postgresql":
+            if postgres:
                 cursor.execute(
-                    f"UPDATE {table} AS n SET effective_facts = v.facts::jsonb, effective_status = v.status, "
+                    f"UPDATE {table} AS n SET effective_facts = {target}, effective_status = v.status, "
                     "facts_version = n.facts_version + 1, updated_at = %s "
                     "FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(id, facts, status) WHERE n.id = v.id",
                     [stamp, [r[0] for r in batch], [r[1] for r in batch], [r[2] for r in batch]],
                 )
             else:
+                repeat = 1 if blocks is None else len(blocks)
                 cursor.executemany(
-                    f"UPDATE {table} SET effective_facts = %s, effective_status = %s, "
+                    f"UPDATE {table} SET effective_facts = {target}, effective_status = %s, "
                     "facts_version = facts_version + 1, updated_at = %s WHERE id = %s",
-                    [(facts, status, stamp, node_id) for node_id, facts, status in batch],
+                    [(*([facts] * repeat), status, stamp, node_id) for node_id, facts, status in batch],
                 )
     for node_id in changed:
         node = nodes[node_id]
-        node.effective_facts = computed[node_id]
+        node.effective_facts = {**node.effective_facts, **computed[node_id]}
         node.effective_status = computed[node_id]["status"]
         node.facts_version += 1

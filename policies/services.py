@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import close_old_connections, connections, router, transaction
@@ -285,7 +284,7 @@ class DecisionLog:
         written = 0
         with self._lock:
             while self._buffer:
-                chunk = []
+                chunk: list[tuple[Any, ...]] = []
                 while self._buffer and len(chunk) < self.CHUNK:
                     chunk.append(self._buffer.popleft())
                 _insert_decisions(chunk)
@@ -342,7 +341,7 @@ def _insert_decisions(chunk: list[tuple[Any, ...]]) -> None:
     # policies, facts, reason, inputs_digest, policy_digest); see Decision.log_fields.
     rows = [(stamp(row[0]), *row[2:10], row[1], row[10], row[11]) for row in chunk]
     meta = PolicyDecision._meta
-    columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in _LOG_COLUMNS)
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in _LOG_COLUMNS)  # type: ignore[union-attr,arg-type]
     placeholders = ", ".join(f"%s{json_cast}" if name in _JSON_COLUMNS else "%s" for name in _LOG_COLUMNS)
     sql = f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES ({placeholders})"
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:

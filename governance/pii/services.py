@@ -286,9 +286,11 @@ def run_pii_scan(scan: PiiScan, *, on_progress: Callable[[PiiScan], None] | None
 
 def _checkpoint(scan: PiiScan, records_done: int, state: dict[str, Any], on_progress: Callable[[PiiScan], None] | None) -> bool:
     """Save progress and aggregates; False when the scan should stop."""
-    updated = PiiScan.objects.filter(pk=scan.pk, status=PiiScanStatus.RUNNING, cancel_requested=False).update(
-        records_done=records_done, checkpoint=state, heartbeat_at=timezone.now()
-    )
+    # attempts identifies this run: if the scan was taken over (this worker
+    # looked dead), the update matches nothing and this run stops.
+    updated = PiiScan.objects.filter(
+        pk=scan.pk, status=PiiScanStatus.RUNNING, cancel_requested=False, attempts=scan.attempts
+    ).update(records_done=records_done, checkpoint=state, heartbeat_at=timezone.now())
     scan.records_done = records_done
     if on_progress is not None:
         on_progress(scan)
@@ -300,8 +302,8 @@ def _finish_completed(scan: PiiScan, state: dict[str, Any]) -> PiiScan:
     found = sorted(summary["entities"])
     with transaction.atomic(durable=True):
         locked = PiiScan.objects.select_for_update().get(pk=scan.pk)
-        if locked.status != PiiScanStatus.RUNNING:
-            return locked
+        if locked.status != PiiScanStatus.RUNNING or locked.attempts != scan.attempts:
+            return locked  # cancelled meanwhile, or taken over by another worker
         PiiFinding.objects.bulk_create(
             PiiFinding(
                 scan=locked,

@@ -256,3 +256,24 @@ def test_a_new_version_is_scanned_automatically(
     version.refresh_from_db()
     assert scan.trigger == "automatic" and scan.status == PiiScanStatus.COMPLETED
     assert version.pii_status == PiiStatus.PII_FOUND
+
+
+def test_a_worker_whose_scan_was_taken_over_stops_without_writing_a_report(
+    claims_dataset: Dataset, make_version: MakeVersion, alice: User, monkeypatch: Any, settings: Any
+) -> None:
+    version = make_version(claims_dataset, jsonl_bytes(*[f"Mail jo{i}@example.org now." for i in range(400)]))
+    monkeypatch.setattr(services, "CHECKPOINT_SECONDS", 0.0)
+    settings.PEDIGREE_PII_SCAN_STALE_SECONDS = 0
+    taken_over: list[PiiScan] = []
+
+    def another_worker_takes_over(scan: PiiScan) -> None:
+        if not taken_over:
+            other = services.claim_pii_scan(scan.pk, worker="other")
+            assert other is not None
+            taken_over.append(other)
+
+    slow = scan_now(version, actor=alice, on_progress=another_worker_takes_over)
+    assert slow.status == PiiScanStatus.RUNNING and not slow.findings.exists()
+    finished = services.run_pii_scan(taken_over[0], workers=1)
+    assert finished.status == PiiScanStatus.COMPLETED
+    assert finished.findings.get(entity_type="EMAIL_ADDRESS").count == 400

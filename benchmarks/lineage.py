@@ -77,9 +77,10 @@ def generate(assets: int, edges: int, seed: int = 4) -> tuple[list[tuple[str, st
             "allowed_purposes": sorted(rng.sample(PURPOSES, rng.randint(3, 7))),
             "residency_regions": sorted(rng.sample(REGIONS, rng.randint(2, 6))),
         }))
-    for i in range(1, n_datasets // 2):  # derived versions, a fifth of them redactions
-        removes: tuple[str, ...] = ("*",) if rng.random() < 0.2 else ()
-        out_edges.append((datasets[rng.randrange(i)], datasets[i], "derived_from", removes))
+    for i in range(n_datasets // 2, n_datasets):  # later versions derived from originals, a fifth redactions
+        if rng.random() < 0.5:
+            removes: tuple[str, ...] = ("*",) if rng.random() < 0.4 else ()
+            out_edges.append((datasets[rng.randrange(5, n_datasets // 2)], datasets[i], "derived_from", removes))
 
     bases = [("model_version", f"base{i}") for i in range(n_base)]
     for i, key in enumerate(bases):
@@ -236,8 +237,9 @@ def run_engine(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def fresh_postgres(url: str) -> None:
-    import psycopg
     from urllib.parse import urlparse
+
+    import psycopg
 
     parsed = urlparse(url)
     name = parsed.path.lstrip("/")

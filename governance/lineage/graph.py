@@ -48,14 +48,18 @@ from pedigree.errors import Conflict, InvalidInput, NotFound
 DEFAULT_DEPTH = 50
 
 
+_KINDS = frozenset(AssetKind.values)
+_RELATIONS = frozenset(EdgeRelation.values)
+
+
 def _check_kind(kind: str) -> str:
-    if kind not in AssetKind.values:
+    if kind not in _KINDS:
         raise InvalidInput(f"unknown asset kind {kind!r}: use {', '.join(AssetKind.values)}", field="kind")
     return kind
 
 
 def _check_relation(relation: str) -> str:
-    if relation not in EdgeRelation.values:
+    if relation not in _RELATIONS:
         raise InvalidInput(f"unknown relation {relation!r}: use {', '.join(EdgeRelation.values)}", field="relation")
     return relation
 

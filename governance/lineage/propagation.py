@@ -233,8 +233,9 @@ def refresh(
     if dry_run or not result.changed:
         return result
     whole = [node_id for node_id in result.changed if node_id in seed_set or not partial]
+    whole_set = set(whole)
     _write(nodes, computed, whole, blocks=None)
-    _write(nodes, computed, [node_id for node_id in result.changed if node_id not in set(whole)], blocks=blocks)
+    _write(nodes, computed, [node_id for node_id in result.changed if node_id not in whole_set], blocks=blocks)
     return result
 
 

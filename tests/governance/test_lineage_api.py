@@ -11,7 +11,13 @@ import pytest
 from django.utils import timezone
 
 from governance.lineage import graph
-from tests.governance.lineage_factories import deployed, endpoint_node, fresh, model_node, trained_on
+from tests.governance.lineage_factories import (
+    deployed,
+    endpoint_node,
+    fresh,
+    model_node,
+    trained_on,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,13 @@ from django.test import Client
 from governance.lineage import graph
 from governance.lineage.svg import render_lineage_svg
 from governance.services import do_revoke_dataset_version
-from tests.governance.lineage_factories import deployed, endpoint_node, fresh, model_node, trained_on
+from tests.governance.lineage_factories import (
+    deployed,
+    endpoint_node,
+    fresh,
+    model_node,
+    trained_on,
+)
 
 pytestmark = pytest.mark.django_db
 

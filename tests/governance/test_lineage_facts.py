@@ -9,7 +9,11 @@ from django.db import transaction
 from django.db.models import F
 
 from governance.lineage import effective_facts, graph
-from governance.lineage.services import do_record_redaction, on_dataset_version_changed, sync_stale_dataset_versions
+from governance.lineage.services import (
+    do_record_redaction,
+    on_dataset_version_changed,
+    sync_stale_dataset_versions,
+)
 from governance.models import LineageNode
 from governance.services import do_update_version_governance
 from tests.governance.lineage_factories import APACHE, fresh, model_node, trained_on

@@ -103,6 +103,19 @@ def shortest(spec: Spec, source: int, target: int, *, edge_ok: Any) -> int | Non
     return distance.get(target)
 
 
+def passes_all(removes: tuple[str, ...]) -> bool:
+    return True
+
+
+def passes_pii(value: str) -> Any:
+    """An edge filter: the edge passes PII type ``value`` unless it removes it (or all)."""
+
+    def ok(removes: tuple[str, ...]) -> bool:
+        return "*" not in removes and value not in removes
+
+    return ok
+
+
 def expected_sources(spec: Spec, ids: list[int], target: int) -> dict[str, Any]:
     """Every (fact, value) → {source id: distance}, recomputed from scratch."""
     result: dict[str, dict[str, dict[str, int]]] = {name: {} for name in ("pii_types", "owners", "licences", "allowed_purposes", "residency_regions")}
@@ -117,15 +130,12 @@ def expected_sources(spec: Spec, ids: list[int], target: int) -> dict[str, Any]:
             else:
                 values = facts[name]
             for value in values:
-                if name == "pii_types":
-                    ok = (lambda removes, value=value: "*" not in removes and value not in removes)
-                else:
-                    ok = (lambda removes: True)
+                ok = passes_pii(value) if name == "pii_types" else passes_all
                 distance = shortest(spec, source, target, edge_ok=ok)
                 if distance is not None:
                     result[name].setdefault(value, {})[str(ids[source])] = distance
         if facts["status"] != "active":
-            distance = shortest(spec, source, target, edge_ok=lambda removes: True)
+            distance = shortest(spec, source, target, edge_ok=passes_all)
             if distance is not None:
                 quarantine[str(ids[source])] = distance
     return {**result, "quarantine": quarantine}
@@ -172,8 +182,7 @@ def test_every_explanation_path_is_a_real_shortest_path(spec: Spec) -> None:
                         removes = edges[(up, down)]
                         assert "*" not in removes and item["value"] not in removes
                     source_index = index_of[path[0]]
-                    ok = (lambda removes, value=item["value"]: "*" not in removes and value not in removes)
-                    assert len(path) - 1 == shortest(spec, source_index, index_of[node.pk], edge_ok=ok)
+                    assert len(path) - 1 == shortest(spec, source_index, index_of[node.pk], edge_ok=passes_pii(item["value"]))
         transaction.set_rollback(True)
 
 
@@ -216,7 +225,7 @@ def test_revocation_reaches_exactly_the_downstream_set(spec: Spec, data: Any) ->
             facts={**spec.facts[target], "status": "revoked", "status_reason": "property test"},
         )
         reached = {node.pk for node in LineageNode.objects.filter(pk__in=[n.pk for n in nodes]) if str(revoked.pk) in node.effective_facts["quarantine"]}
-        brute = {nodes[i].pk for i in range(len(nodes)) if shortest(spec, target, i, edge_ok=lambda removes: True) is not None}
+        brute = {nodes[i].pk for i in range(len(nodes)) if shortest(spec, target, i, edge_ok=passes_all) is not None}
         assert reached == brute == set(downstream_ids([revoked.pk], propagating_only=True))
         assert all(node.effective_status != "active" for node in LineageNode.objects.filter(pk__in=brute))
         transaction.set_rollback(True)

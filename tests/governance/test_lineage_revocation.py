@@ -20,7 +20,13 @@ from governance.lineage.services import (
 from governance.models import AuditEvent, LineageNode
 from governance.services import do_expire_dataset_versions, do_revoke_dataset_version
 from pedigree.errors import InvalidInput, PermissionDenied
-from tests.governance.lineage_factories import deployed, endpoint_node, fresh, model_node, trained_on
+from tests.governance.lineage_factories import (
+    deployed,
+    endpoint_node,
+    fresh,
+    model_node,
+    trained_on,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -303,7 +303,9 @@ def combine(
                 continue
             _offer_source(result["quarantine"], source, via, distance + 1)
 
-    if own_status != "active":
+    if "quarantine" not in wanted and previous is not None and "status" in previous:
+        status = previous["status"]  # the status follows the quarantine, which did not change
+    elif own_status != "active":
         status = own_status
     elif result["quarantine"]:
         status = "quarantined"

@@ -228,3 +228,6 @@ def seed(stdout: io.TextIOBase | None = None) -> None:
         # scanning existed is queued here, so the demo shows every report.
         if not outcome.created and not PiiScan.objects.filter(version=outcome.version).exists():
             do_request_pii_scan(actor=None, version=outcome.version, trigger=PiiScanTrigger.AUTOMATIC)
+    from governance.lineage.demo import seed_lineage  # models and endpoints on the demo data
+
+    seed_lineage(say)

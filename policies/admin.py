@@ -24,6 +24,7 @@ from serving.models import Consumer
 
 
 class PolicyChangeForm(forms.Form):
+    """A proposed policy file (or its deletion) to simulate."""
     file = forms.CharField(help_text="An existing file to edit, or a new one (e.g. owners/research.cedar).")
     content = forms.CharField(widget=forms.Textarea(attrs={"rows": 18, "cols": 100, "style": "font-family: monospace"}), required=False)
     delete = forms.BooleanField(required=False, help_text="Simulate deleting the file instead.")

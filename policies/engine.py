@@ -49,13 +49,6 @@ ACTION_TARGETS: dict[str, tuple[str, str]] = {
     "model.export": ("User", "ModelVersion"),
     "endpoint.invoke": ("Consumer", "Endpoint"),
 }
-ACTION_VERBS = {
-    "dataset.read": "read",
-    "dataset.train": "train on",
-    "model.deploy": "deploy",
-    "model.export": "export",
-    "endpoint.invoke": "call",
-}
 PERMISSION_NAMES = ("training", "commercial_use", "attribution", "share_alike")
 _POLICY_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -75,6 +68,7 @@ class PolicyProblem:
         return f"{self.file}:{self.line}: {self.message}"
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain JSON values (API bodies, reports)."""
         return {"file": self.file, "line": self.line, "message": self.message}
 
 
@@ -123,6 +117,7 @@ class PolicyBundle:
 
     @property
     def files(self) -> list[str]:
+        """The relative paths of the schema and policy files."""
         return sorted(self.sources)
 
 
@@ -402,6 +397,7 @@ class PrincipalFacts:
 
     @property
     def display(self) -> str:
+        """How sentences name the principal (e.g. "consumer web-frontend")."""
         return self.label or f"{self.kind.lower()} {self.id}"
 
 
@@ -532,9 +528,10 @@ class Decision:
     ``facts`` the facts that triggered them, ``reason`` a sentence a person can
     act on. The digests identify the inputs and the policy set in force.
 
-    The facts and the sentence are composed when first read (by a denial
-    message, the decision log's writer, the API), not on the request path of a
-    caller that only needs ``allowed``. Treat a decision as immutable.
+    The facts and the sentence are composed when first read (a denial
+    message, the decision log, the API), so a caller that only needs
+    ``allowed`` of a decision the log does not keep never pays for them.
+    Treat a decision as immutable.
     """
 
     __slots__ = (
@@ -629,6 +626,7 @@ class Decision:
         return f"Decision({self.outcome}, {self.principal} {self.action} {self.resource}, policies={self.policies})"
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain JSON values (API bodies, reports)."""
         return {
             "allowed": self.allowed,
             "outcome": self.outcome,
@@ -683,6 +681,7 @@ class Evaluator:
         self._max_entities = max_entities
 
     def clear(self) -> None:
+        """Forget the parsed entities (tests, benchmarks)."""
         self._entities.clear()
 
     def decide(self, bundle: PolicyBundle, request: DecisionRequest) -> Decision:
@@ -795,7 +794,7 @@ class Evaluator:
             allowed=allowed,
             outcome="allow" if allowed else "deny",
             policies=deciding,
-            explain=functools.partial(explain, bundle, request, allowed, deciding),
+            explain=functools.partial(explain, bundle, request, allowed, deciding),  # composed when first read
             principal=principal_ref,
             action=action,
             resource=resource_ref,
@@ -809,177 +808,6 @@ def _inputs_digest(request: DecisionRequest) -> str:
     entities_json = orjson.dumps([request.principal.to_entity(), request.resource.to_entity()])
     context_json = orjson.dumps(request.context) if request.context else b"{}"
     return hashlib.sha256(entities_json + b"\0" + request.action.encode() + b"\0" + context_json).hexdigest()
-
-
-# --- Explanations ------------------------------------------------------------------
-# Each shipped policy has an explainer that names the facts that triggered it
-# and says, in one clause, what a person could change. A policy without an
-# explainer (a team's own rule, say) is explained by its @reason annotation.
-
-Explainer = Callable[[DecisionRequest], tuple[dict[str, Any], str]]
-
-
-def human_list(items: Iterable[str], conjunction: str = "and") -> str:
-    """``["a", "b", "c"]`` -> ``"a, b and c"``."""
-    values = list(items)
-    if not values:
-        return "none"
-    if len(values) == 1:
-        return values[0]
-    return f"{', '.join(values[:-1])} {conjunction} {values[-1]}"
-
-
-def _holder_phrase(resource: ResourceFacts, fact: str, values: Sequence[str], what: str) -> str:
-    """"model m v3 was trained on claims-2024 v2, which holds X" or "dataset d v1 holds X"."""
-    upstream = resource.sources_of(fact, values)
-    if upstream:
-        verb = "holds" if len(upstream) == 1 else "hold"
-        return f"{resource.label} {resource.derived_verb} {human_list(upstream)}, which {verb} {what}"
-    return f"{resource.label} holds {what}"
-
-
-def _explain_pii(request: DecisionRequest) -> tuple[dict[str, Any], str]:
-    principal, resource = request.principal, request.resource
-    types = sorted(resource.pii_types)
-    missing = sorted(resource.pii_types - principal.pii_clearances)
-    cleared = sorted(resource.pii_types & principal.pii_clearances)
-    facts = {"pii_types": types, "pii_clearances": sorted(principal.pii_clearances), "missing": missing}
-    upstream = resource.sources_of("pii_types", missing)
-    if upstream:
-        facts["from"] = upstream
-    if not cleared:
-        clearance = {1: "is not cleared for it", 2: "is cleared for neither"}.get(len(types), "is cleared for none of them")
-    else:
-        clearance = f"is cleared for {human_list(cleared)} but not {human_list(missing, 'or')}"
-    text = f"{_holder_phrase(resource, 'pii_types', missing, human_list(types))}; {principal.display} {clearance}"
-    return facts, text + f" (clear it for {human_list(missing)}, or serve a model trained on redacted data)"
-
-
-def _explain_licence_training(request: DecisionRequest) -> tuple[dict[str, Any], str]:
-    resource = request.resource
-    licences = sorted(resource.licences)
-    facts = {"licences": licences, "permits_training": False}
-    what = f"data under {human_list(licences)}, whose terms do not permit training"
-    return facts, _holder_phrase(resource, "licences", licences, what)
-
-
-def _explain_licence_commercial(request: DecisionRequest) -> tuple[dict[str, Any], str]:
-    principal, resource = request.principal, request.resource
-    licences = sorted(resource.licences)
-    facts = {"commercial": True, "licences": licences, "permits_commercial_use": False}
-    what = f"data under {human_list(licences)}, which forbids commercial use"
-    return facts, f"{_holder_phrase(resource, 'licences', licences, what)}; {principal.display} is commercial"
-
-
-def _explain_purpose(request: DecisionRequest) -> tuple[dict[str, Any], str]:
-    principal, resource = request.principal, request.resource
-    allowed = sorted(resource.purposes)
-    facts: dict[str, Any] = {"allowed_purposes": allowed, "declared_purposes": sorted(principal.purposes)}
-    allowed_text = f"only {human_list(allowed, 'or')}" if allowed else "no purpose at all (none declared upstream)"
-    purpose = request.context.get("purpose")
-    if purpose is not None:
-        facts["purpose"] = purpose
-        if purpose not in principal.purposes:
-            return facts, f"{principal.display} has not declared the purpose {purpose} (it declares {human_list(sorted(principal.purposes))})"
-        return facts, f"the data behind {resource.label} may serve {allowed_text}, not {purpose}"
-    if not principal.purposes:
-        return facts, f"{principal.display} declares no purpose; declare one that the data allows ({human_list(allowed, 'or')})"
-    extra = sorted(principal.purposes - resource.purposes)
-    facts["not_allowed"] = extra
-    text = (
-        f"{principal.display} declares {human_list(sorted(principal.purposes))}, but the data behind "
-        f"{resource.label} may serve {allowed_text}"
-    )
-    if len(extra) < len(principal.purposes):
-        text += f" (declare the purpose of each call, or drop {human_list(extra)})"
-    return facts, text
-
-
-def _explain_residency(request: DecisionRequest) -> tuple[dict[str, Any], str]:
-    principal, resource = request.principal, request.resource
-    regions = sorted(resource.regions)
-    facts = {"regions": regions, "region": principal.region}
-    where = f"only in {human_list(regions, 'or')}" if regions else "nowhere (no residency region declared upstream)"
-    return facts, f"{resource.label} may be served {where}; {principal.display} is in {principal.region or 'no region'}"
-
-
-def _explain_quarantine(request: DecisionRequest) -> tuple[dict[str, Any], str]:
-    resource = request.resource
-    facts = {"quarantined": True, "status": resource.status}
-    upstream = resource.sources_of("quarantined", ["true"])
-    cause = f" because {human_list(upstream)} is revoked or expired" if upstream else f" ({resource.status})"
-    return facts, f"{resource.label} is quarantined{cause}; nothing but admin reads are allowed"
-
-
-def _explain_owner_read(request: DecisionRequest) -> tuple[dict[str, Any], str]:
-    principal, resource = request.principal, request.resource
-    if principal.is_admin:
-        return {"is_admin": True}, f"{principal.display} is an admin"
-    if principal.id in resource.stewards:
-        return {"steward": principal.id}, f"{principal.display} is its steward"
-    shared = sorted(principal.groups & resource.owners)
-    if shared:
-        return {"owner_groups": shared}, f"{principal.display} is in {human_list(shared)}, which owns it"
-    if "ml-platform" in principal.groups:
-        return {"groups": ["ml-platform"]}, f"{principal.display} is in ml-platform"
-    return {}, "a policy permits it"
-
-
-EXPLAINERS: dict[str, Explainer] = {
-    "pii-clearance": _explain_pii,
-    "licence-training": _explain_licence_training,
-    "licence-commercial": _explain_licence_commercial,
-    "purpose-limitation": _explain_purpose,
-    "residency": _explain_residency,
-    "quarantine": _explain_quarantine,
-    "dataset-read": _explain_owner_read,
-    "dataset-train": _explain_owner_read,
-    "model-deploy": _explain_owner_read,
-    "model-export": _explain_owner_read,
-    "endpoint-invoke": lambda request: ({}, f"{request.principal.display} is a registered consumer"),
-}
-
-
-def _no_permit_hint(bundle: PolicyBundle, request: DecisionRequest) -> str:
-    resource = request.resource
-    if request.action == "dataset.read":
-        return (
-            f"only admins, its steward ({human_list(sorted(resource.stewards), 'or')}) and members of "
-            f"{human_list(sorted(resource.owners), 'or')} may read it"
-        )
-    permits = [
-        info.reason
-        for info in bundle.policies.values()
-        if info.effect == "permit" and info.reason and f'"{request.action}"' in info.text
-    ]
-    return "; ".join(permits) if permits else "no policy permits this action"
-
-
-def explain(
-    bundle: PolicyBundle, request: DecisionRequest, allowed: bool, deciding: Sequence[str]
-) -> tuple[dict[str, Any], str]:
-    """The triggering facts (by policy) and the sentence for a decision."""
-    principal, resource = request.principal, request.resource
-    verb = ACTION_VERBS.get(request.action, request.action)
-    facts: dict[str, Any] = {}
-    clauses: list[str] = []
-    for policy_id in deciding:
-        explainer = EXPLAINERS.get(policy_id)
-        if explainer is not None:
-            policy_facts, clause = explainer(request)
-        else:
-            info = bundle.policies.get(policy_id)
-            policy_facts = {}
-            clause = info.reason if info and info.reason else f"policy {policy_id} decides so"
-        facts[policy_id] = policy_facts
-        clauses.append(clause)
-    if allowed:
-        because = "; ".join(clauses)
-        return facts, f"allowed: {principal.display} may {verb} {resource.label} ({because})"
-    if not deciding:
-        hint = _no_permit_hint(bundle, request)
-        return facts, f"denied: no policy lets {principal.display} {verb} {resource.label}: {hint}"
-    return facts, "denied: " + "; and ".join(clauses)
 
 
 # --- The store: the policy set in force, reloaded when its files change ------------------
@@ -1055,4 +883,8 @@ class PolicyStore:
 
     @property
     def bundle(self) -> PolicyBundle | None:
+        """The policy set in force, without checking the files."""
         return self._bundle
+
+
+from policies.explain import explain  # noqa: E402  (explain.py reads this module's types)

@@ -6,6 +6,7 @@ from django.db import models
 
 
 class DecisionOutcome(models.TextChoices):
+    """What the engine answered; an error always denies."""
     ALLOW = "allow", "Allowed"
     DENY = "deny", "Denied"
     ERROR = "error", "Error (denied)"
@@ -47,4 +48,5 @@ class PolicyDecision(models.Model):
 
     @property
     def allowed(self) -> bool:
+        """Whether the logged decision allowed the action."""
         return self.outcome == DecisionOutcome.ALLOW

@@ -268,6 +268,7 @@ class DecisionLog:
             self._start_thread()
 
     def pending(self) -> int:
+        """How many decisions wait to be written."""
         return len(self._buffer)
 
     def discard(self) -> None:
@@ -422,6 +423,7 @@ class DecisionChange:
     after: Decision
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain JSON values for the API."""
         return {
             "principal": self.principal,
             "action": self.action,
@@ -444,6 +446,7 @@ class PolicyDiff:
     proposed_digest: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain JSON values for the API."""
         return {
             "file": self.file,
             "valid": self.valid,

@@ -47,6 +47,7 @@ class PolicyCase:
 
     @property
     def test_id(self) -> str:
+        """A readable pytest id: "<file stem>: <case name>"."""
         return f"{Path(self.file).stem}: {self.name}"
 
 

@@ -48,6 +48,7 @@ class Consumer(models.Model):
         return self.name
 
     def clean(self) -> None:
+        """Lists of non-empty strings; purposes from the catalog's vocabulary."""
         errors: dict[str, str] = {}
         for name in ("groups", "pii_clearances", "purposes"):
             value = getattr(self, name)

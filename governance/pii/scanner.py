@@ -34,6 +34,8 @@ HISTOGRAM_BUCKETS = 10
 MAX_PROBLEMS = 100
 # Below this many records a pool costs more than it saves.
 POOL_MIN_RECORDS = 2000
+# Texts a pool worker analyses before the pool is replaced (see scan_records).
+POOL_RECYCLE_TEXTS = 5000
 # Bounds the characters in flight per batch, whatever the batch size.
 BATCH_MAX_CHARS = 400_000
 
@@ -360,25 +362,37 @@ def scan_records(
         return state
 
     context = multiprocessing.get_context("fork")
-    with _children_allowed(), ProcessPoolExecutor(
-        max_workers=count, mp_context=context, initializer=_init_worker, initargs=(config, force_no_ner)
-    ) as pool:
-        pending: deque[tuple[_Batch, Future[list[tuple[list[Finding], bool]]] | None]] = deque()
-        try:
-            for batch in _batches(records, config, stats):
-                future = pool.submit(_pool_analyze, batch.texts) if batch.texts else None
-                pending.append((batch, future))
-                while len(pending) > count * 2:
+    batches = _batches(records, config, stats)
+    exhausted = False
+    while not exhausted:
+        # A fresh pool every POOL_RECYCLE_TEXTS texts per worker: spaCy's string
+        # store grows with every new token and forked workers slowly un-share
+        # the parent's pages, so recycling keeps memory flat on any input size.
+        with _children_allowed(), ProcessPoolExecutor(
+            max_workers=count, mp_context=context, initializer=_init_worker, initargs=(config, force_no_ner)
+        ) as pool:
+            pending: deque[tuple[_Batch, Future[list[tuple[list[Finding], bool]]] | None]] = deque()
+            submitted = 0
+            exhausted = True
+            try:
+                for batch in batches:
+                    future = pool.submit(_pool_analyze, batch.texts) if batch.texts else None
+                    pending.append((batch, future))
+                    submitted += len(batch.texts)
+                    while len(pending) > count * 2:
+                        done, done_future = pending.popleft()
+                        apply(done, done_future.result() if done_future else [])
+                    if submitted >= POOL_RECYCLE_TEXTS * count:
+                        exhausted = False
+                        break
+                while pending:
                     done, done_future = pending.popleft()
                     apply(done, done_future.result() if done_future else [])
-            while pending:
-                done, done_future = pending.popleft()
-                apply(done, done_future.result() if done_future else [])
-        except BaseException:
-            for _, future in pending:
-                if future is not None:
-                    future.cancel()
-            raise
+            except BaseException:
+                for _, future in pending:
+                    if future is not None:
+                        future.cancel()
+                raise
     return state
 
 

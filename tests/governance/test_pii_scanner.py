@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from governance.pii import scanner
 from governance.pii.config import load_config
 from governance.pii.engine import get_analyzer
 from governance.pii.records import iter_bytes, iter_records
@@ -95,7 +96,8 @@ def test_csv_columns_are_reported_per_field() -> None:
     assert state["findings"]["name"]["PERSON"]["count"] == 2
 
 
-def test_the_process_pool_finds_exactly_what_one_process_finds() -> None:
+def test_the_process_pool_finds_exactly_what_one_process_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scanner, "POOL_RECYCLE_TEXTS", 50)  # several pools, replaced mid-scan
     texts = [f"Customer {i}: Maria Garcia, maria{i}@example.com, card 4111 1111 1111 1111, from Boston." for i in range(300)]
     data = jsonl_bytes(*texts, *["nothing here"] * 300)
     one = summarize(scan_jsonl(data, workers=1, batch_size=16))

@@ -190,6 +190,7 @@ def main() -> None:
 
         def set_log(mode: str) -> None:
             settings.PEDIGREE_DECISION_LOG = mode
+            services.refresh_settings()
 
         variants: dict[str, tuple[Callable[[int], Any], Callable[[], None]]] = {
             "bare": (bare, lambda: set_log("all")),

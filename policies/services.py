@@ -32,6 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.signals import setting_changed
 from django.db import close_old_connections, connections, router, transaction
 
 from pedigree.errors import InvalidInput, NotFound
@@ -65,15 +66,55 @@ _decision_cache: dict[tuple[Any, ...], Decision] = {}
 _DECISION_CACHE_MAX = 100_000
 
 
+@dataclass(frozen=True)
+class PolicySettings:
+    """The policy settings, read once: a decision must not pay for Django's lazy
+    settings object on every call. Refreshed when a setting changes (tests use
+    ``override_settings``) or by ``refresh_settings()``."""
+
+    directory: Path
+    reload_seconds: float
+    log_mode: str
+    sample_rate: float
+    flush_seconds: float
+
+
+_settings: PolicySettings | None = None
+
+
+def policy_settings() -> PolicySettings:
+    """The current policy settings (see ``PolicySettings``)."""
+    global _settings
+    if _settings is None:
+        directory = getattr(settings, "PEDIGREE_POLICY_DIR", None) or Path(settings.BASE_DIR) / "policies"
+        _settings = PolicySettings(
+            directory=directory if isinstance(directory, Path) else Path(directory),
+            reload_seconds=float(getattr(settings, "PEDIGREE_POLICY_RELOAD_SECONDS", 1.0)),
+            log_mode=getattr(settings, "PEDIGREE_DECISION_LOG", "all"),
+            sample_rate=float(getattr(settings, "PEDIGREE_DECISION_LOG_SAMPLE_RATE", 0.1)),
+            flush_seconds=float(getattr(settings, "PEDIGREE_DECISION_LOG_FLUSH_SECONDS", 1.0)),
+        )
+    return _settings
+
+
+def refresh_settings(**kwargs: Any) -> None:
+    """Read the policy settings again on next use."""
+    global _settings
+    _settings = None
+
+
+setting_changed.connect(refresh_settings, dispatch_uid="policies-refresh-settings")
+
+
 def policy_directory() -> Path:
     """Where the policy files live (``PEDIGREE_POLICY_DIR``)."""
-    directory = getattr(settings, "PEDIGREE_POLICY_DIR", None) or Path(settings.BASE_DIR) / "policies"
-    return directory if isinstance(directory, Path) else Path(directory)
+    return policy_settings().directory
 
 
 def current_policies() -> PolicyBundle:
     """The policy set in force, reloaded first if its files changed."""
-    return store.current(policy_directory(), getattr(settings, "PEDIGREE_POLICY_RELOAD_SECONDS", 1.0))
+    config = _settings or policy_settings()
+    return store.current(config.directory, config.reload_seconds)
 
 
 def reload_policies() -> PolicyBundle:
@@ -242,21 +283,21 @@ class DecisionLog:
         self._buffer: collections.deque[tuple[Any, ...]] = collections.deque()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._thread_pid = 0
         self._wake = threading.Event()
         self._stopping = False
         self.dropped = 0
 
     def record(self, decision: Decision, *, cached: bool = False) -> None:
         """Queue a decision for the log, as the mode says."""
+        config = _settings or policy_settings()
         if decision.outcome != "error":
-            mode = getattr(settings, "PEDIGREE_DECISION_LOG", "all")
+            mode = config.log_mode
             if mode == "off":
                 return
             if decision.allowed and mode != "all":
                 if mode == "denials":
                     return
-                if random.random() >= getattr(settings, "PEDIGREE_DECISION_LOG_SAMPLE_RATE", 0.1):
+                if random.random() >= config.sample_rate:
                     return
         if len(self._buffer) >= self.MAX_BUFFER:
             self._buffer.popleft()
@@ -264,7 +305,7 @@ class DecisionLog:
         # Only strings and numbers are queued: a queue of live decision objects
         # would make the garbage collector's full passes dearer for every request.
         self._buffer.append((time.time(), cached, *decision.log_fields()))
-        if self._thread_pid != os.getpid() and getattr(settings, "PEDIGREE_DECISION_LOG_FLUSH_SECONDS", 1.0) > 0:
+        if self._thread is None and config.flush_seconds > 0:
             self._start_thread()
 
     def pending(self) -> int:
@@ -295,11 +336,16 @@ class DecisionLog:
 
     def _start_thread(self) -> None:
         with self._lock:
-            if self._thread_pid == os.getpid():
+            if self._thread is not None:
                 return
-            self._thread_pid = os.getpid()
             self._thread = threading.Thread(target=self._run, name="policy-decision-log", daemon=True)
             self._thread.start()
+
+    def _after_fork(self) -> None:
+        """A forked child (a Celery or gunicorn worker) starts its own writer."""
+        self._thread = None
+        self._lock = threading.Lock()
+        self._buffer.clear()  # the parent writes what it queued
 
     def stop(self) -> None:
         """Stop this process's writer thread after one last flush (tests, shutdown)."""
@@ -308,11 +354,11 @@ class DecisionLog:
         self._wake.set()
         if thread is not None:
             thread.join(timeout=10)
-        self._thread_pid, self._stopping = 0, False
+        self._stopping = False
 
     def _run(self) -> None:
         while not self._stopping:
-            self._wake.wait(getattr(settings, "PEDIGREE_DECISION_LOG_FLUSH_SECONDS", 1.0) or 1.0)
+            self._wake.wait(policy_settings().flush_seconds or 1.0)
             self._wake.clear()
             try:
                 self.flush()
@@ -366,6 +412,7 @@ _LOG_COLUMNS = (
 )
 
 decision_log = DecisionLog()
+os.register_at_fork(after_in_child=decision_log._after_fork)
 
 
 @atexit.register
@@ -557,7 +604,7 @@ def policy_status() -> dict[str, Any]:
         else [],
         "last_error": {"message": error.message, "problems": [p.as_dict() for p in error.problems]} if error else None,
         "decision_log": {
-            "mode": getattr(settings, "PEDIGREE_DECISION_LOG", "all"),
+            "mode": policy_settings().log_mode,
             "pending": decision_log.pending(),
         },
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.permissions import IsAdminUser
@@ -34,6 +35,7 @@ class PolicyStatusView(APIView):
 
     permission_classes = [IsAdminUser]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         return Response(services.policy_status())
 
@@ -43,6 +45,7 @@ class PolicyReloadView(APIView):
 
     permission_classes = [IsAdminUser]
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         services.reload_policies()
         return Response(services.policy_status())
@@ -102,7 +105,8 @@ class EndpointInvokersView(APIView):
         parameters=[
             OpenApiParameter("endpoint", str, required=True, description="Endpoint id (e.g. claims-2024/v1 for a hypothetical one)."),
             OpenApiParameter("purpose", str, description="Declared purpose of the calls."),
-        ]
+        ],
+        responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request) -> Response:
         endpoint_id = request.query_params.get("endpoint")
@@ -129,7 +133,8 @@ class ConsumerEndpointsView(APIView):
         parameters=[
             OpenApiParameter("consumer", str, required=True),
             OpenApiParameter("purpose", str, description="Declared purpose of the calls."),
-        ]
+        ],
+        responses=OpenApiTypes.OBJECT,
     )
     def get(self, request: Request) -> Response:
         name = request.query_params.get("consumer")
@@ -154,7 +159,7 @@ class PolicyChangeView(APIView):
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=s.PolicyChangeSerializer)
+    @extend_schema(request=s.PolicyChangeSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         serializer = s.PolicyChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -43,3 +43,15 @@ def recover_stale_pii_scans() -> list[int]:
     from governance.pii.services import do_recover_stale_pii_scans
 
     return [scan.pk for scan in do_recover_stale_pii_scans()]
+
+
+@shared_task(name="governance.redact_dataset_version", queue="scans", acks_late=True, ignore_result=True)
+def redact_dataset_version(redaction_id: int) -> str:
+    """Make the redacted version of a queued redaction (claimed once; the
+    service records success or the reason it failed)."""
+    from governance.pii.services import claim_redaction, run_redaction
+
+    redaction = claim_redaction(redaction_id)
+    if redaction is None:
+        return "not claimed"
+    return run_redaction(redaction).status

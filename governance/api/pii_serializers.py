@@ -138,8 +138,8 @@ class PiiRedactRequestSerializer(serializers.Serializer):
 
 class PiiRedactionSerializer(serializers.ModelSerializer):
     source = serializers.CharField(source="source.label", read_only=True)  # type: ignore[assignment]
-    result = serializers.CharField(source="result.label", read_only=True)
-    result_number = serializers.IntegerField(source="result.number", read_only=True)
+    result = serializers.CharField(source="result.label", read_only=True, allow_null=True, default=None)
+    result_number = serializers.IntegerField(source="result.number", read_only=True, allow_null=True, default=None)
     requested_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
@@ -147,6 +147,9 @@ class PiiRedactionSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "source",
+            "status",
+            "error",
+            "reason",
             "result",
             "result_number",
             "operators",
@@ -157,5 +160,7 @@ class PiiRedactionSerializer(serializers.ModelSerializer):
             "entities_redacted",
             "requested_by",
             "created_at",
+            "started_at",
+            "finished_at",
         ]
         read_only_fields = fields

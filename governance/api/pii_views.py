@@ -95,7 +95,7 @@ class PiiReportView(APIView):
         body["pii_status"] = version.pii_status
         body["pii_types"] = version.pii_types
         body["reviews"] = s.PiiEntityReviewSerializer(PiiEntityReview.objects.filter(version=version).select_related("decided_by"), many=True).data
-        redaction = PiiRedaction.objects.filter(result=version).select_related("source").first()
+        redaction = PiiRedaction.objects.filter(result=version, status="completed").select_related("source__dataset").first()
         body["redacted_from"] = (
             {"version": redaction.source.label, "operators": redaction.operators,
              "residual_pii": scan.found_entity_types}
@@ -125,14 +125,39 @@ class PiiReviewView(APIView):
 
 
 class PiiRedactView(APIView):
-    """Make a redacted copy of the version: a new version derived from it, scanned again."""
+    """Make a redacted copy of the version: queued for a worker; the new version
+    is derived from this one and scanned again."""
 
-    @extend_schema(request=s.PiiRedactRequestSerializer, responses={201: s.PiiRedactionSerializer})
+    @extend_schema(request=s.PiiRedactRequestSerializer, responses={202: s.PiiRedactionSerializer})
     def post(self, request: Request, dataset_name: str, number: int) -> Response:
         version = _version(request, dataset_name, number)
         body = s.PiiRedactRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        redaction = services.do_redact_dataset_version(
+        redaction = services.do_request_redaction(
             actor=request.user, version=version, operators=body.validated_data["operators"], reason=body.validated_data["reason"]
         )
-        return Response(s.PiiRedactionSerializer(redaction).data, status=status.HTTP_201_CREATED)
+        redaction = PiiRedaction.objects.select_related("source__dataset", "result__dataset", "requested_by").get(pk=redaction.pk)
+        return Response(s.PiiRedactionSerializer(redaction).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PiiRedactionListView(APIView):
+    """Redactions made from this version: status, operators and the redacted version."""
+
+    @extend_schema(responses=s.PiiRedactionSerializer(many=True))
+    def get(self, request: Request, dataset_name: str, number: int) -> Response:
+        version = _version(request, dataset_name, number)
+        redactions = PiiRedaction.objects.filter(source=version).select_related("source__dataset", "result__dataset", "requested_by")
+        return Response(s.PiiRedactionSerializer(redactions, many=True).data)
+
+
+class PiiRedactionDetailView(APIView):
+    """One redaction: queued, running, completed (with the new version) or failed (with the reason)."""
+
+    @extend_schema(responses=s.PiiRedactionSerializer)
+    def get(self, request: Request, dataset_name: str, number: int, redaction_id: int) -> Response:
+        version = _version(request, dataset_name, number)
+        redaction = get_object_or_404(
+            PiiRedaction.objects.filter(source=version).select_related("source__dataset", "result__dataset", "requested_by"),
+            pk=redaction_id,
+        )
+        return Response(s.PiiRedactionSerializer(redaction).data)

@@ -33,4 +33,6 @@ urlpatterns = [
     path(_version + "pii/report/", pii_views.PiiReportView.as_view(), name="pii-report"),
     path(_version + "pii/reviews/", pii_views.PiiReviewView.as_view(), name="pii-reviews"),
     path(_version + "pii/redact/", pii_views.PiiRedactView.as_view(), name="pii-redact"),
+    path(_version + "pii/redactions/", pii_views.PiiRedactionListView.as_view(), name="pii-redaction-list"),
+    path(_version + "pii/redactions/<int:redaction_id>/", pii_views.PiiRedactionDetailView.as_view(), name="pii-redaction-detail"),
 ]

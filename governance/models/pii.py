@@ -26,6 +26,13 @@ class PiiScanTrigger(models.TextChoices):
     REDACTION = "redaction", "After redaction"
 
 
+class PiiJobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
 class PiiReviewDecision(models.TextChoices):
     CONFIRMED = "confirmed", "Confirmed"
     DISMISSED = "dismissed", "Dismissed"
@@ -157,12 +164,22 @@ class PiiEntityReview(models.Model):
 
 
 class PiiRedaction(models.Model):
-    """A redacted copy of a version: which operators, and what came of it."""
+    """A redacted copy of a version (made by a worker): which operators, and
+    what came of it: the new version, or why it failed."""
 
     source = models.ForeignKey("governance.DatasetVersion", on_delete=models.PROTECT, related_name="pii_redactions")
+    status = models.CharField(max_length=16, choices=PiiJobStatus.choices, default=PiiJobStatus.QUEUED)
     result = models.ForeignKey(
-        "governance.DatasetVersion", on_delete=models.PROTECT, related_name="pii_redacted_from"
+        "governance.DatasetVersion", on_delete=models.PROTECT, related_name="pii_redacted_from", null=True, blank=True
     )
+    scan = models.ForeignKey(
+        PiiScan, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="The report whose configuration the redaction analyses with.",
+    )
+    reason = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
     operators = models.JSONField(help_text='{"ENTITY_TYPE": {"type": "replace|mask|hash|drop", ...}}')
     config_digest = models.CharField(max_length=64)
     records_in = models.PositiveBigIntegerField(default=0)
@@ -176,7 +193,7 @@ class PiiRedaction(models.Model):
         ordering = ["-created_at", "-pk"]
 
     def __str__(self) -> str:
-        return f"redaction of {self.source} into {self.result}"
+        return f"redaction #{self.pk} of {self.source}"
 
 
 class PiiDatasetSalt(models.Model):

@@ -34,6 +34,7 @@ from governance.models.pii import (
     ACTIVE_SCAN_STATUSES,
     PiiEntityReview,
     PiiFinding,
+    PiiJobStatus,
     PiiRedaction,
     PiiReviewDecision,
     PiiScan,
@@ -485,7 +486,9 @@ def get_scan(*, version: DatasetVersion, scan_id: int | None = None) -> PiiScan:
 
 # --- Redaction -------------------------------------------------------------------------------
 
+ACTION_REDACTION_REQUESTED = "dataset_version.redaction_requested"
 ACTION_VERSION_REDACTED = "dataset_version.redacted"
+ACTION_REDACTION_FAILED = "dataset_version.redaction_failed"
 
 
 def _dataset_salt(version: DatasetVersion) -> str:
@@ -497,26 +500,17 @@ def _dataset_salt(version: DatasetVersion) -> str:
     return salt.salt
 
 
-def do_redact_dataset_version(
-    *, actor: Actor, version: DatasetVersion, operators: dict[str, Any], reason: str = ""
+def do_request_redaction(
+    *, actor: Actor, version: DatasetVersion, operators: dict[str, Any], reason: str = "", enqueue: bool = True
 ) -> PiiRedaction:
-    """Make a redacted copy of a version with PII: a new immutable version,
-    ``derived_from`` the original, stored content-addressed like an upload,
-    recorded in lineage and the audit log, and scanned again.
+    """Queue a redacted copy of a version with PII (made by a Celery worker on
+    the ``scans`` queue: it reads and rewrites the whole version).
 
     ``operators`` maps entity types (or ``DEFAULT``) to ``replace`` (with
     ``<TYPE>``), ``mask``, ``hash`` (with the dataset's salt), ``drop`` (the
     whole record) or ``keep``. Types the steward dismissed are left alone.
     """
-    import tempfile
-
-    from django.db.models import Max
-
-    from governance.choices import AuditAction
-    from governance.ingest.pipeline import ingest_stream
-    from governance.lineage import openlineage as lineage_events
-    from governance.models import Dataset
-    from governance.pii.redaction import Redactor, redact_stream, validate_operators
+    from governance.pii.redaction import validate_operators
 
     ensure_may_change(actor, version, "redact the versions")
     clean_operators = validate_operators(operators)
@@ -526,14 +520,70 @@ def do_redact_dataset_version(
             f"{version} has no PII to redact (PII status {version.pii_status}); scan it first",
             pii_status=version.pii_status,
         )
+    with transaction.atomic(durable=True):
+        redaction = PiiRedaction.objects.create(
+            source=version,
+            operators=clean_operators,
+            config_digest=latest.config_digest,
+            scan=latest,
+            reason=reason.strip(),
+            requested_by=actor if actor.is_authenticated else None,
+        )
+        record_audit_event(
+            actor=actor,
+            action=ACTION_REDACTION_REQUESTED,
+            target=version,
+            reason=reason,
+            changes={"redaction": redaction.pk, "operators": clean_operators},
+        )
+        if enqueue:
+            from governance.tasks import redact_dataset_version
+
+            transaction.on_commit(lambda: redact_dataset_version.delay(redaction.pk))
+    return redaction
+
+
+def claim_redaction(redaction_id: int) -> PiiRedaction | None:
+    """Claim a queued redaction for this worker (conditional UPDATE)."""
+    claimed = PiiRedaction.objects.filter(pk=redaction_id, status=PiiJobStatus.QUEUED).update(
+        status=PiiJobStatus.RUNNING, started_at=timezone.now()
+    )
+    if claimed != 1:
+        return None
+    return PiiRedaction.objects.select_related("source__dataset", "scan", "requested_by").get(pk=redaction_id)
+
+
+def run_redaction(redaction: PiiRedaction, *, raise_errors: bool = False) -> PiiRedaction:
+    """Make the redacted version: rewrite the bytes, ingest them (hashed,
+    content-addressed), record the version ``derived_from`` the original with
+    a lineage redaction edge and audit events, then queue its rescan.
+
+    A failure marks the redaction failed with the reason (re-raised with
+    ``raise_errors``); no version is created.
+    """
+    import tempfile
+
+    from django.db.models import Max
+
+    from governance.choices import AuditAction
+    from governance.ingest.pipeline import ingest_stream
+    from governance.lineage import openlineage as lineage_events
+    from governance.models import Dataset
+    from governance.pii.redaction import Redactor, redact_stream
+
+    version = redaction.source
+    actor = redaction.requested_by
+    clean_operators = redaction.operators
+    assert redaction.scan is not None
+    latest = redaction.scan
     dismissed = list(
-        PiiEntityReview.objects.filter(version=version).filter(decision=PiiReviewDecision.DISMISSED).values_list("entity_type", flat=True)
+        PiiEntityReview.objects.filter(version=version, decision=PiiReviewDecision.DISMISSED).values_list("entity_type", flat=True)
     )
     config = ScanConfig.from_dict(latest.config)
-    redactor = Redactor(config, clean_operators, salt=_dataset_salt(version), skip_types=dismissed)
     store = get_store()
     run = lineage_events.start_redaction_run(source=version)
     try:
+        redactor = Redactor(config, clean_operators, salt=_dataset_salt(version), skip_types=dismissed)
         with tempfile.TemporaryFile(prefix="pedigree-redacted-") as spool:
             try:
                 stats = redact_stream(
@@ -560,7 +610,9 @@ def do_redact_dataset_version(
                 max_record_bytes=settings.PEDIGREE_MAX_RECORD_BYTES,
                 declared_format=version.format,
             )
-        removed = sorted(set(latest.found_entity_types) - set(dismissed) - {e for e, s in clean_operators.items() if s["type"] == "keep"})
+        removed = sorted(
+            set(latest.found_entity_types) - set(dismissed) - {e for e, spec in clean_operators.items() if spec["type"] == "keep"}
+        )
         with transaction.atomic(durable=True):
             Dataset.objects.select_for_update().filter(pk=version.dataset_id).first()
             redacted = DatasetVersion.objects.filter(dataset=version.dataset, sha256=result.sha256).first()
@@ -580,7 +632,7 @@ def do_redact_dataset_version(
                     storage_uri=result.storage_uri,
                     original_filename=filename,
                     derived_from=version,
-                    created_by=actor if actor.is_authenticated else None,
+                    created_by=actor,
                     **{name: getattr(version, name) for name in DatasetVersion.GOVERNANCE_FIELDS},
                 )
                 redacted.save()
@@ -592,7 +644,7 @@ def do_redact_dataset_version(
                     actor=actor,
                     action=AuditAction.VERSION_CREATED,
                     target=redacted,
-                    reason=reason,
+                    reason=redaction.reason,
                     changes={
                         "sha256": result.sha256,
                         "size_bytes": result.size_bytes,
@@ -603,23 +655,22 @@ def do_redact_dataset_version(
                         **redacted.governance_snapshot(),
                     },
                 )
-            redaction = PiiRedaction.objects.create(
-                source=version,
+            PiiRedaction.objects.filter(pk=redaction.pk).update(
+                status=PiiJobStatus.COMPLETED,
                 result=redacted,
-                operators=clean_operators,
-                config_digest=config.digest,
                 records_in=stats.records_in,
                 records_out=stats.records_out,
                 records_dropped=stats.records_dropped,
                 entities_redacted=dict(stats.entities),
-                requested_by=actor if actor.is_authenticated else None,
+                finished_at=timezone.now(),
             )
             record_audit_event(
                 actor=actor,
                 action=ACTION_VERSION_REDACTED,
                 target=version,
-                reason=reason,
+                reason=redaction.reason,
                 changes={
+                    "redaction": redaction.pk,
                     "redacted_version": redacted.label,
                     "operators": clean_operators,
                     "records_dropped": stats.records_dropped,
@@ -627,9 +678,33 @@ def do_redact_dataset_version(
                 },
             )
         run.complete(outputs=[lineage_events.output_version(redacted)])
-    except BaseException as error:
+    except Exception as error:
         run.fail(error)
-        raise
+        message = error.message if isinstance(error, InvalidInput | NotFound) else f"{type(error).__name__}: {error}"
+        with transaction.atomic(durable=True):
+            PiiRedaction.objects.filter(pk=redaction.pk).update(
+                status=PiiJobStatus.FAILED, error=message[:4000], finished_at=timezone.now()
+            )
+            record_audit_event(
+                actor=actor, action=ACTION_REDACTION_FAILED, target=version, reason=message[:1000], changes={"redaction": redaction.pk}
+            )
+        if raise_errors:
+            raise
+        logger.warning("redaction #%s of %s failed: %s", redaction.pk, version, message)
+        redaction.refresh_from_db()
+        return redaction
     if created or not PiiScan.objects.filter(version=redacted).exists():
         do_request_pii_scan(actor=None, version=redacted, trigger=PiiScanTrigger.REDACTION, config=config)
+    redaction.refresh_from_db()
     return redaction
+
+
+def do_redact_dataset_version(
+    *, actor: Actor, version: DatasetVersion, operators: dict[str, Any], reason: str = ""
+) -> PiiRedaction:
+    """Make a redacted copy here and now (the command line and tests); the API
+    queues it for a worker with ``do_request_redaction``."""
+    redaction = do_request_redaction(actor=actor, version=version, operators=operators, reason=reason, enqueue=False)
+    claimed = claim_redaction(redaction.pk)
+    assert claimed is not None
+    return run_redaction(claimed, raise_errors=True)

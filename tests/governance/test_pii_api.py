@@ -94,8 +94,9 @@ def test_a_redacted_version_is_created_over_rest(
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         response = api_client(alice).post(BASE + "redact/", {"operators": {"DEFAULT": {"type": "replace"}}}, format="json")
-    assert response.status_code == 201, response.content
-    assert response.json()["result"] == "claims-2024 v2"
+    assert response.status_code == 202, response.content
+    redaction = api_client(alice).get(BASE + f"redactions/{response.json()['id']}/").json()
+    assert redaction["status"] == "completed" and redaction["result"] == "claims-2024 v2"
     report = api_client(alice).get("/api/v1/datasets/claims-2024/versions/2/pii/report/").json()
     assert report["redacted_from"]["version"] == "claims-2024 v1"
     assert "EMAIL_ADDRESS" not in report["redacted_from"]["residual_pii"]
@@ -169,3 +170,16 @@ def test_a_report_without_a_ner_model_says_names_and_places_were_not_scanned(
     assert {"PERSON", "LOCATION"} <= set(report["not_scanned_entities"])
     assert "names and places (LOCATION, NRP, PERSON) were NOT scanned" in report["notes"][0]
     assert "PERSON" not in report["found_entity_types"]
+
+
+def test_a_redaction_that_drops_every_record_fails_with_the_reason(
+    claims_dataset: Dataset, make_version: MakeVersion, alice: User, api_client: Clients, django_capture_on_commit_callbacks: Any
+) -> None:
+    version = make_version(claims_dataset, jsonl_bytes("mail ann@example.com", "mail bob@example.org"))
+    scan_now(version, actor=alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client(alice).post(BASE + "redact/", {"operators": {"DEFAULT": {"type": "drop"}}}, format="json")
+    [redaction] = api_client(alice).get(BASE + "redactions/").json()
+    assert response.status_code == 202
+    assert redaction["status"] == "failed" and "drops all 2 records" in redaction["error"]
+    assert redaction["result"] is None

@@ -20,7 +20,7 @@ import contextlib
 import multiprocessing
 import os
 import re
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -92,15 +92,35 @@ def _init_worker(config: ScanConfig, force_no_ner: bool) -> None:
     _worker_config, _worker_force_no_ner = config, force_no_ner
 
 
+# Repeated texts (a chat dataset's system prompt, a CSV column of city names)
+# are analysed once per process: analysis is deterministic, so the findings
+# are the same. Only short texts are kept, and only this many.
+RESULT_CACHE_SIZE = 4096
+RESULT_CACHE_MAX_CHARS = 2000
+_result_cache: OrderedDict[tuple[str, str], tuple[list[Finding], bool]] = OrderedDict()
+
+
 def analyze_texts(config: ScanConfig, texts: list[str], force_no_ner: bool = False) -> list[tuple[list[Finding], bool]]:
     """Analyse a batch of texts: the NLP pipeline over the whole batch, then
     every recognizer over each text. Returns masked findings and whether the
     text looks like a language the pipeline does not know."""
     analyzer = get_analyzer(config, force_no_ner=force_no_ner)
     nlp_engine = analyzer.engine.nlp_engine
-    output: list[tuple[list[Finding], bool]] = []
-    artifacts = nlp_engine.process_batch(texts, language=config.language, batch_size=max(len(texts), 1))
-    for text, (_, nlp_artifacts) in zip(texts, artifacts, strict=True):
+    key_prefix = config.digest + ("/no-ner" if force_no_ner else "")
+    known: dict[str, tuple[list[Finding], bool]] = {}
+    todo: list[str] = []
+    for text in texts:
+        if text in known:
+            continue
+        cached = _result_cache.get((key_prefix, text)) if len(text) <= RESULT_CACHE_MAX_CHARS else None
+        if cached is not None:
+            _result_cache.move_to_end((key_prefix, text))
+            known[text] = cached
+        else:
+            known[text] = ([], False)  # placeholder: analysed below
+            todo.append(text)
+    artifacts = nlp_engine.process_batch(todo, language=config.language, batch_size=max(len(todo), 1)) if todo else []
+    for text, (_, nlp_artifacts) in zip(todo, artifacts, strict=True):
         results = analyzer.analyze(text, nlp_artifacts=nlp_artifacts)
         findings = [
             (
@@ -113,8 +133,12 @@ def analyze_texts(config: ScanConfig, texts: list[str], force_no_ner: bool = Fal
             )
             for result in results
         ]
-        output.append((findings, _is_non_latin(text)))
-    return output
+        known[text] = (findings, _is_non_latin(text))
+        if len(text) <= RESULT_CACHE_MAX_CHARS:
+            _result_cache[(key_prefix, text)] = known[text]
+            if len(_result_cache) > RESULT_CACHE_SIZE:
+                _result_cache.popitem(last=False)
+    return [known[text] for text in texts]
 
 
 def _pool_analyze(texts: list[str]) -> list[tuple[list[Finding], bool]]:

@@ -101,6 +101,7 @@ def test_the_process_pool_finds_exactly_what_one_process_finds(monkeypatch: pyte
     texts = [f"Customer {i}: Maria Garcia, maria{i}@example.com, card 4111 1111 1111 1111, from Boston." for i in range(300)]
     data = jsonl_bytes(*texts, *["nothing here"] * 300)
     one = summarize(scan_jsonl(data, workers=1, batch_size=16))
+    scanner._result_cache.clear()  # the workers must analyse, not inherit the answers
     pool = summarize(scan_jsonl(data, workers=2, batch_size=16))
     assert pool == one
 
@@ -135,3 +136,11 @@ def test_a_custom_recognizer_without_patterns_is_refused_naming_the_file(tmp_pat
     (tmp_path / "scanner.yaml").write_text("custom_recognizers: [mine.yaml]\n")
     with pytest.raises(InvalidInput, match=r"mine.yaml: recognizers\[0\] \(BADGE\) needs patterns"):
         load_config(tmp_path / "scanner.yaml")
+
+
+def test_repeated_texts_get_the_same_findings_as_the_first_time() -> None:
+    from governance.pii.scanner import analyze_texts
+
+    text = "Write to maria.garcia@example.com from Boston."
+    first, again = analyze_texts(load_config(), [text, "other text", text])[0], analyze_texts(load_config(), [text])[0]
+    assert first == again and first[0]

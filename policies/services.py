@@ -277,7 +277,7 @@ class DecisionLog:
     """
 
     MAX_BUFFER = 200_000
-    CHUNK = 200
+    CHUNK = 25
 
     def __init__(self) -> None:
         self._buffer: collections.deque[tuple[Any, ...]] = collections.deque()

@@ -176,9 +176,10 @@ def run_engine(args: argparse.Namespace) -> dict[str, Any]:
         batch_size=5000,
     )
     build_s = time.perf_counter() - started
-    if vendor == "postgresql":
+    if vendor == "postgresql":  # what autovacuum does after a load: statistics and the visibility map
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+            cursor.execute("VACUUM ANALYZE governance_lineageedge")
+            cursor.execute("VACUUM ANALYZE governance_lineagenode")
 
     ids = loaded.ids
     most_used = ids[("dataset_version", "d0")]

@@ -71,7 +71,7 @@ class LineageNodeSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_summary(self, node: LineageNode) -> dict[str, Any]:
-        return dict(node.effective_facts.get("summary", {}))
+        return dict(node.facts.get("summary", {}))
 
 
 class LineageReasonSerializer(serializers.Serializer):

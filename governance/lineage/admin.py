@@ -89,7 +89,7 @@ class LineageNodeAdmin(admin.ModelAdmin):
 
     def exception_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         node = get_object_or_404(LineageNode, pk=pk)
-        causes = list(LineageNode.objects.filter(pk__in=[int(key) for key in node.effective_facts.get("quarantine", {})]).exclude(pk=node.pk))
+        causes = list(LineageNode.objects.filter(pk__in=[int(key) for key in node.effective_quarantine.get("quarantine", {})]).exclude(pk=node.pk))
         form = ExceptionForm(request.POST or None, causes=causes)
         if request.method == "POST" and form.is_valid():
             try:

@@ -99,8 +99,7 @@ def effective_facts(
             raise TypeError("effective_facts needs (kind, reference) or node=")
         node = find_node(kind, reference)
     node = ensure_synced(node)
-    stored = node.effective_facts
-    summary = stored["summary"]
+    summary = node.facts["summary"]
     status, note = summary["status"], ""
     lapse = summary.get("exceptions_expire_at")
     if status == "active" and lapse is not None:
@@ -137,7 +136,7 @@ def _ancestors(node: LineageNode) -> dict[int, LineageNode]:
     found: dict[int, LineageNode] = {}
     for batch in chunks(ids):
         for item in LineageNode.objects.filter(pk__in=batch).only(
-            "id", "kind", "reference", "label", "effective_facts", "own_facts", "effective_status"
+            "id", "kind", "reference", "label", "effective_facts", "effective_quarantine", "own_facts", "effective_status"
         ):
             found[item.pk] = item
     return found
@@ -148,12 +147,21 @@ def _path(nodes: Mapping[int, LineageNode], start: LineageNode, lookup: Any, sou
     path = [start.pk]
     current = start
     for _ in range(10_000):
-        entry = lookup(current.effective_facts, source)
+        entry = lookup(facts_of(current), source)
         if entry is None or entry[0] is None:
             break
         current = nodes[int(entry[0])]
         path.append(current.pk)
     return path[::-1]
+
+
+def facts_of(node: LineageNode) -> dict[str, Any]:
+    """A node's merged effective facts, memoised on the instance while explaining."""
+    cached = getattr(node, "_merged_facts", None)
+    if cached is None:
+        cached = node.facts
+        node._merged_facts = cached  # type: ignore[attr-defined]
+    return cached
 
 
 def _step(node: LineageNode) -> dict[str, Any]:
@@ -167,7 +175,7 @@ def explain_facts(node: LineageNode) -> dict[str, Any]:
     """
     nodes = _ancestors(node)
     nodes[node.pk] = node
-    eff = node.effective_facts
+    eff = node.facts
 
     def describe(prefix: str, value: str, table: str, key: str | None) -> list[dict[str, Any]]:
         sources = eff[table][key] if key is not None else eff[table]

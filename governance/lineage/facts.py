@@ -316,6 +316,7 @@ def combine(
     result["summary"] = summarise(
         result, kind=kind, recomputed=wanted, previous=previous.get("summary") if previous else None
     )
+    result["status_summary"] = {key: result["summary"][key] for key in ("status", "quarantined", "exceptions_expire_at")}
     return result
 
 

@@ -204,7 +204,7 @@ def _reached(node: LineageNode, direction: str, max_depth: int | None, relations
         raise InvalidInput("depth must be at least 1", field="depth")
     found = walk([node.pk], direction="down" if direction == "down" else "up", max_depth=depth, relations=relations)
     found.pop(node.pk, None)
-    return sorted((Reached(node_id, d) for node_id, d in found.items()), key=lambda r: (r.depth, r.node_id))
+    return [Reached(node_id, d) for d, node_id in sorted((d, node_id) for node_id, d in found.items())]
 
 
 def upstream(node: LineageNode, *, max_depth: int | None = None, relations: Iterable[str] | None = None) -> list[Reached]:
@@ -331,14 +331,14 @@ def _insert_nodes(assets: Sequence[AssetSpec]) -> None:
     json_param = _json_param()
     sql = (
         f"INSERT INTO {LineageNode._meta.db_table} (kind, reference, label, own_status, own_facts, effective_status, "
-        f"effective_facts, facts_version, created_at, updated_at) "
-        f"VALUES (%s, %s, %s, %s, {json_param}, %s, {json_param}, 1, %s, %s)"
+        f"effective_facts, effective_quarantine, facts_version, created_at, updated_at) "
+        f"VALUES (%s, %s, %s, %s, {json_param}, %s, {json_param}, {json_param}, 1, %s, %s)"
     )
     rows = []
     for asset in assets:
         own = _own_facts(asset.facts)
         rows.append((asset.kind, str(asset.reference), asset.label[:255], own["status"], orjson.dumps(own).decode(),
-                     "active", "{}", stamp, stamp))
+                     "active", "{}", "{}", stamp, stamp))
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 

@@ -123,7 +123,7 @@ def impact_report(subject: LineageNode) -> ImpactReport:
     nodes: dict[int, LineageNode] = {}
     for batch in chunks(sorted(reached)):
         for node in LineageNode.objects.filter(pk__in=batch).only(
-            "id", "kind", "reference", "label", "effective_status", "effective_facts"
+            "id", "kind", "reference", "label", "effective_status", "effective_quarantine"
         ):
             nodes[node.pk] = node
     labels = {node_id: node.label for node_id, node in nodes.items()} | {subject.pk: subject.label}
@@ -131,7 +131,7 @@ def impact_report(subject: LineageNode) -> ImpactReport:
     rows = []
     for node_id in sorted(reached, key=lambda n: (reached[n], nodes[n].kind, nodes[n].label, n)):
         node = nodes[node_id]
-        effective_after = after.get(node_id, node.effective_facts)
+        effective_after = after.get(node_id, node.effective_quarantine)
         rows.append(
             ImpactRow(
                 node_id=node_id,

@@ -41,9 +41,11 @@ from governance.lineage.queries import (
 )
 from governance.models.lineage import (
     PROPAGATING_RELATIONS,
+    STATUS_BLOCKS,
     LineageGraphState,
     LineageNode,
     QuarantineException,
+    split_effective,
 )
 
 WRITE_BATCH = 1000
@@ -165,14 +167,18 @@ def refresh(
         )
         bound |= changed_categories(row.effective_facts, trial)
     partial = bound != set(CATEGORIES) and len(members) > len(seed_set)
-    blocks = sorted({block for category in bound for block in category_blocks(category)} | {"summary", "status", "status_reason"})
+    blocks = sorted(
+        {block for category in bound for block in category_blocks(category)}
+        | set(STATUS_BLOCKS)
+        | ({"summary"} if bound - {"quarantine"} else set())
+    )
     others = sorted(members - seed_set)
     nodes: dict[int, NodeRow] = dict(seed_rows)
     nodes.update(load_node_rows(others, blocks=blocks if partial else None))
     outside = sorted({edge.upstream_id for edge in edges} - members - seed_parents)
     outside_facts = load_effective_facts(outside, blocks=blocks if partial else None)
     outside_facts.update(parent_facts)
-    if partial and any("summary" not in nodes[n].effective_facts for n in others):
+    if partial and any("status_summary" not in nodes[n].effective_facts for n in others):
         partial = False  # a node never computed: read everything
         nodes.update(load_node_rows(others))
         outside_facts.update(load_effective_facts(outside))
@@ -242,41 +248,56 @@ def refresh(
 def _write(
     nodes: Mapping[int, NodeRow], computed: Mapping[int, dict[str, Any]], changed: list[int], *, blocks: list[str] | None
 ) -> None:
-    """Store new effective facts (whole, or only ``blocks``) and bump their fact versions, in few statements.
+    """Store new effective facts and bump their fact versions, in few statements.
 
-    PostgreSQL takes one ``UPDATE ... FROM unnest(...)`` per batch (``||``
-    replaces top-level blocks); SQLite one prepared statement executed many
-    times (``json_set`` for blocks).
+    The status part goes to its own small column, always whole. The facts
+    column is replaced whole (``blocks`` None), patched with the changed
+    blocks, or not touched at all (a revocation). PostgreSQL takes one
+    ``UPDATE ... FROM jsonb_to_recordset(...)`` per batch; SQLite one prepared
+    statement executed many times.
     """
     if not changed:
         return
     stamp = connection.ops.adapt_datetimefield_value(timezone.now())
     table = LineageNode._meta.db_table
-    rows = [(node_id, orjson.dumps(computed[node_id]).decode(), computed[node_id]["status"]) for node_id in changed]
+    fact_blocks = None if blocks is None else [block for block in blocks if block not in STATUS_BLOCKS]
+    rows = []
+    for node_id in changed:
+        facts, status_part = split_effective(computed[node_id])
+        rows.append({"id": node_id, "facts": facts, "quarantine": status_part, "status": computed[node_id]["status"]})
     postgres = connection.vendor == "postgresql"
-    if blocks is None:
-        target = "v.facts::jsonb" if postgres else "%s"
+    if fact_blocks is None:
+        facts_sql = "v.facts" if postgres else "json(%s)"
+    elif not fact_blocks:
+        facts_sql = ""
     elif postgres:
-        target = "n.effective_facts || v.facts::jsonb"
+        facts_sql = "n.effective_facts || v.facts"
     else:
-        paths = ", ".join(f"'$.{block}', json_extract(%s, '$.{block}')" for block in blocks)
-        target = f"json_set(effective_facts, {paths})"
+        facts_sql = "json_set(effective_facts, " + ", ".join(
+            f"'$.{block}', json_extract(%s, '$.{block}')" for block in fact_blocks
+        ) + ")"
+    facts_assignment = f"effective_facts = {facts_sql}, " if facts_sql else ""
     with connection.cursor() as cursor:
         for start in range(0, len(rows), WRITE_BATCH):
             batch = rows[start : start + WRITE_BATCH]
             if postgres:
                 cursor.execute(
-                    f"UPDATE {table} AS n SET effective_facts = {target}, effective_status = v.status, "
-                    "facts_version = n.facts_version + 1, updated_at = %s "
-                    "FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(id, facts, status) WHERE n.id = v.id",
-                    [stamp, [r[0] for r in batch], [r[1] for r in batch], [r[2] for r in batch]],
+                    f"UPDATE {table} AS n SET {facts_assignment}effective_quarantine = v.quarantine, "
+                    "effective_status = v.status, facts_version = n.facts_version + 1, updated_at = %s "
+                    "FROM jsonb_to_recordset(CAST(%s AS jsonb)) AS v(id bigint, facts jsonb, quarantine jsonb, status text) "
+                    "WHERE n.id = v.id",
+                    [stamp, orjson.dumps(batch).decode()],
                 )
             else:
-                repeat = 1 if blocks is None else len(blocks)
+                repeat = 0 if not facts_sql else 1 if fact_blocks is None else len(fact_blocks)
                 cursor.executemany(
-                    f"UPDATE {table} SET effective_facts = {target}, effective_status = %s, "
+                    f"UPDATE {table} SET {facts_assignment}effective_quarantine = json(%s), effective_status = %s, "
                     "facts_version = facts_version + 1, updated_at = %s WHERE id = %s",
-                    [(*([facts] * repeat), status, stamp, node_id) for node_id, facts, status in batch],
+                    [
+                        (*([orjson.dumps(row["facts"]).decode()] * repeat), orjson.dumps(row["quarantine"]).decode(),
+                         row["status"], stamp, row["id"])
+                        for row in batch
+                    ],
                 )
     for node_id in changed:
         node = nodes[node_id]

@@ -10,20 +10,25 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 from django.db import connection
 
-from governance.models.lineage import PROPAGATING_RELATIONS, LineageEdge, LineageNode
+from governance.models.lineage import (
+    PROPAGATING_RELATIONS,
+    STATUS_BLOCKS,
+    LineageEdge,
+    LineageNode,
+    merge_effective,
+)
 
 Direction = Literal["up", "down"]
 MAX_DEPTH = 1000  # far beyond any real chain; a bound so a query can never run away
 CHUNK = 5000  # ids per IN (...) list: below SQLite's variable limit
 
 
-@dataclass(frozen=True)
-class Reached:
+class Reached(NamedTuple):
     """A node reached by a walk, at its shortest distance from the start."""
 
     node_id: int
@@ -184,16 +189,19 @@ def _inline_ids(batch: Sequence[int]) -> str:
 
 
 def _facts_sql(blocks: Sequence[str] | None) -> str:
-    """SQL for the effective facts as JSON text: whole, or only some top-level blocks."""
+    """SQL for the facts column as JSON text: whole, some top-level blocks, or none."""
     if blocks is None:
         return "CAST(effective_facts AS TEXT)"
-    for block in blocks:
+    wanted = [block for block in blocks if block not in STATUS_BLOCKS]
+    if not wanted:
+        return "'{}'"
+    for block in wanted:
         if not block.replace("_", "").isalnum():
             raise ValueError(f"bad fact block name {block!r}")
     if connection.vendor == "postgresql":
-        pairs = ", ".join(f"'{block}', effective_facts -> '{block}'" for block in blocks)
+        pairs = ", ".join(f"'{block}', effective_facts -> '{block}'" for block in wanted)
         return f"CAST(jsonb_build_object({pairs}) AS TEXT)"
-    pairs = ", ".join(f"'{block}', json_extract(effective_facts, '$.{block}')" for block in blocks)
+    pairs = ", ".join(f"'{block}', json_extract(effective_facts, '$.{block}')" for block in wanted)
     return f"json_object({pairs})"
 
 
@@ -206,7 +214,9 @@ def _decode(text: str | bytes | None) -> dict[str, Any]:
 def load_node_rows(node_ids: Iterable[int], *, blocks: Sequence[str] | None = None) -> dict[int, NodeRow]:
     """The propagation columns of these nodes (thousands at a time, without ORM overhead).
 
-    With ``blocks``, only those top-level blocks of the effective facts are read.
+    The effective facts come merged from both columns; with ``blocks``, only
+    those top-level blocks of the facts column are read (the small status
+    column is always read whole).
     """
     table = LineageNode._meta.db_table
     facts = _facts_sql(blocks)
@@ -214,22 +224,27 @@ def load_node_rows(node_ids: Iterable[int], *, blocks: Sequence[str] | None = No
     with connection.cursor() as cursor:
         for batch in chunks(node_ids):
             cursor.execute(
-                f"SELECT id, kind, CAST(own_facts AS TEXT), {facts}, effective_status, "
-                f"facts_version FROM {table} WHERE id IN ({_inline_ids(batch)})"
+                f"SELECT id, kind, CAST(own_facts AS TEXT), {facts}, CAST(effective_quarantine AS TEXT), "
+                f"effective_status, facts_version FROM {table} WHERE id IN ({_inline_ids(batch)})"
             )
-            for node_id, kind, own, effective, status, version in cursor.fetchall():
-                rows[int(node_id)] = NodeRow(int(node_id), kind, orjson.loads(own), _decode(effective), status, int(version))
+            for node_id, kind, own, effective, status_part, status, version in cursor.fetchall():
+                rows[int(node_id)] = NodeRow(
+                    int(node_id), kind, orjson.loads(own), merge_effective(_decode(effective), _decode(status_part)),
+                    status, int(version),
+                )
     return rows
 
 
 def load_effective_facts(node_ids: Iterable[int], *, blocks: Sequence[str] | None = None) -> dict[int, dict[str, Any]]:
-    """The stored effective facts of these nodes (whole, or only ``blocks``)."""
+    """The stored effective facts of these nodes (whole, or only ``blocks`` plus the status part)."""
     table = LineageNode._meta.db_table
     facts = _facts_sql(blocks)
     found: dict[int, dict[str, Any]] = {}
     with connection.cursor() as cursor:
         for batch in chunks(node_ids):
-            cursor.execute(f"SELECT id, {facts} FROM {table} WHERE id IN ({_inline_ids(batch)})")
-            for node_id, effective in cursor.fetchall():
-                found[int(node_id)] = _decode(effective)
+            cursor.execute(
+                f"SELECT id, {facts}, CAST(effective_quarantine AS TEXT) FROM {table} WHERE id IN ({_inline_ids(batch)})"
+            )
+            for node_id, effective, status_part in cursor.fetchall():
+                found[int(node_id)] = merge_effective(_decode(effective), _decode(status_part))
     return found

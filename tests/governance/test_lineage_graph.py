@@ -120,5 +120,5 @@ def test_bulk_load_computes_effective_facts_of_what_it_loads() -> None:
     edges = [graph.EdgeSpec(("dataset_version", "ext-1"), ("model_version", "ext-model"), "trained_on")]
     result = graph.bulk_load(assets, edges)
     model = LineageNode.objects.get(pk=result.ids[("model_version", "ext-model")])
-    assert model.effective_facts["summary"]["pii_types"] == ["EMAIL_ADDRESS"]
-    assert model.effective_facts["summary"]["owners"] == ["data", "ml"]
+    assert model.facts["summary"]["pii_types"] == ["EMAIL_ADDRESS"]
+    assert model.facts["summary"]["owners"] == ["data", "ml"]

@@ -142,7 +142,7 @@ def expected_sources(spec: Spec, ids: list[int], target: int) -> dict[str, Any]:
 
 
 def stored_sources(node: LineageNode) -> dict[str, Any]:
-    eff = node.effective_facts
+    eff = node.facts
     out: dict[str, Any] = {
         name: {value: {src: entry[1] for src, entry in sources.items()} for value, sources in eff[name].items()}
         for name in ("pii_types", "owners", "licences", "allowed_purposes", "residency_regions")
@@ -160,7 +160,7 @@ def test_effective_facts_equal_a_brute_force_recomputation(spec: Spec) -> None:
         for index, node in enumerate(nodes):
             assert stored_sources(node) == expected_sources(spec, ids, index)
             own_status = spec.facts[index]["status"]
-            expected_status = own_status if own_status != "active" else ("quarantined" if node.effective_facts["quarantine"] else "active")
+            expected_status = own_status if own_status != "active" else ("quarantined" if node.facts["quarantine"] else "active")
             assert node.effective_status == expected_status
         transaction.set_rollback(True)
 
@@ -224,7 +224,7 @@ def test_revocation_reaches_exactly_the_downstream_set(spec: Spec, data: Any) ->
             kind="model_version", reference=nodes[target].reference, label=nodes[target].label,
             facts={**spec.facts[target], "status": "revoked", "status_reason": "property test"},
         )
-        reached = {node.pk for node in LineageNode.objects.filter(pk__in=[n.pk for n in nodes]) if str(revoked.pk) in node.effective_facts["quarantine"]}
+        reached = {node.pk for node in LineageNode.objects.filter(pk__in=[n.pk for n in nodes]) if str(revoked.pk) in node.facts["quarantine"]}
         brute = {nodes[i].pk for i in range(len(nodes)) if shortest(spec, target, i, edge_ok=passes_all) is not None}
         assert reached == brute == set(downstream_ids([revoked.pk], propagating_only=True))
         assert all(node.effective_status != "active" for node in LineageNode.objects.filter(pk__in=brute))

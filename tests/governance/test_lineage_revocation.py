@@ -146,14 +146,14 @@ def test_a_lapsed_exception_reads_as_quarantined_before_the_hourly_task(deployme
     exception = _grant(deployment, root, expires_at=timezone.now() + dt.timedelta(seconds=1))
     type(exception).objects.filter(pk=exception.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
     LineageNode.objects.filter(pk=deployment["model"].pk).update(
-        effective_facts=_with_expiry(fresh(deployment["model"]).effective_facts, timezone.now() - dt.timedelta(seconds=1))
+        effective_quarantine=_with_expiry(fresh(deployment["model"]).effective_quarantine, timezone.now() - dt.timedelta(seconds=1))
     )
     facts = effective_facts(node=fresh(deployment["model"]))
     assert facts.quarantined and "lapsed" in facts.status_note
 
 
 def _with_expiry(effective: dict[str, Any], when: dt.datetime) -> dict[str, Any]:
-    effective["summary"]["exceptions_expire_at"] = when.isoformat()
+    effective["status_summary"]["exceptions_expire_at"] = when.isoformat()
     return effective
 
 

@@ -1,8 +1,9 @@
 """Policy decision cost: the bare Cedar engine against Pedigree's ``decide``.
 
 In one run, on the same requests (consumers x endpoints built from stored
-dataset versions, ``endpoint.invoke``), interleaved in rounds so that machine
-noise hits every variant alike:
+dataset versions, ``endpoint.invoke``), in phases of a few seconds per variant,
+alternating over rounds so that machine noise hits every variant alike (the log
+queue is drained between phases, so each phase pays only for its own log):
 
 - bare engine: ``cedarpy.is_authorized`` with a pre-parsed ``PolicySet``,
   ``Schema`` and ``Entities`` (the best the engine can do; the baseline);
@@ -21,7 +22,7 @@ printed beside it.
 
 Prints median and p99 in microseconds, the ratios, then one JSON line.
 
-    .venv/bin/python benchmarks/policy.py [--consumers 20] [--endpoints 20] [--rounds 30]
+    .venv/bin/python benchmarks/policy.py [--consumers 20] [--endpoints 20] [--rounds 3] [--phase-seconds 2.5]
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--consumers", type=int, default=20)
     parser.add_argument("--endpoints", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--phase-seconds", type=float, default=2.0)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="pedigree-bench-policy-") as scratch:
@@ -207,16 +209,24 @@ def main() -> None:
         )
         perf = time.perf_counter_ns
         started = time.perf_counter()
+        # Phases: each variant runs the requests over and over for
+        # --phase-seconds (long enough for the log writer to flush inside a
+        # phase with the log on), variants alternate over --rounds, and the log
+        # queue is drained (untimed) between phases so that no phase pays for
+        # another's log.
         for _ in range(args.rounds):
             for name, (call, prepare) in variants.items():
+                services.decision_log.flush()
+                gc.collect()
                 prepare()
                 services.evaluator = cold_evaluator if name == "decide_no_cache_at_all" else warm_evaluator
                 bucket = samples[name]
-                for index in range(len(pairs)):
-                    begin = perf()
-                    call(index)
-                    bucket.append(perf() - begin)
-            gc.collect()
+                phase_ends = time.perf_counter() + args.phase_seconds
+                while time.perf_counter() < phase_ends:
+                    for index in range(len(pairs)):
+                        begin = perf()
+                        call(index)
+                        bucket.append(perf() - begin)
         elapsed = time.perf_counter() - started
         services.evaluator = warm_evaluator
 
@@ -227,7 +237,7 @@ def main() -> None:
         services.decision_log.flush()
         count = 0
         cpu_started, wall_started = time.process_time(), time.perf_counter()
-        for _ in range(max(1, args.rounds // 2)):
+        for _ in range(10):
             for index in range(len(pairs)):
                 uncached(index)
                 count += 1
@@ -237,7 +247,7 @@ def main() -> None:
         # The same with the log off: what the engine path alone sustains.
         set_log("off")
         cpu_started = time.process_time()
-        for _ in range(max(1, args.rounds // 2)):
+        for _ in range(10):
             for index in range(len(pairs)):
                 uncached(index)
         per_second_log_off = count / (time.process_time() - cpu_started)
@@ -256,7 +266,10 @@ def main() -> None:
         log_overhead = (uncached_r["p99_us"] - log_off_r["p99_us"]) / log_off_r["p99_us"] * 100
         allowed = sum(1 for index in range(len(pairs)) if uncached(index).allowed)
 
-        print(f"{len(pairs)} consumer x endpoint requests ({allowed} allowed), {args.rounds} rounds, {elapsed:.1f} s")
+        print(
+            f"{len(pairs)} consumer x endpoint requests ({allowed} allowed), {args.rounds} rounds of "
+            f"{args.phase_seconds} s phases, {elapsed:.1f} s"
+        )
         print(f"policy set {bundle.digest[:12]}, {len(bundle.policies)} policies; all variants agree: {consistent}")
         print(f"{'variant':28} {'median µs':>10} {'p99 µs':>10} {'mean µs':>10}")
         for name, result in results.items():

@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from governance.lineage.facts import ALL_PII, OwnFacts
 from governance.lineage.propagation import RefreshResult, lock_graph, refresh
-from governance.lineage.queries import Reached, walk
+from governance.lineage.queries import Reached, walk, walk_ordered
 from governance.models.lineage import AssetKind, EdgeRelation, LineageEdge, LineageNode
 from pedigree.errors import Conflict, InvalidInput, NotFound
 
@@ -202,9 +202,7 @@ def _reached(node: LineageNode, direction: str, max_depth: int | None, relations
     depth = DEFAULT_DEPTH if max_depth is None else max_depth
     if depth < 1:
         raise InvalidInput("depth must be at least 1", field="depth")
-    found = walk([node.pk], direction="down" if direction == "down" else "up", max_depth=depth, relations=relations)
-    found.pop(node.pk, None)
-    return [Reached(node_id, d) for d, node_id in sorted((d, node_id) for node_id, d in found.items())]
+    return walk_ordered(node.pk, direction="down" if direction == "down" else "up", max_depth=depth, relations=relations)
 
 
 def upstream(node: LineageNode, *, max_depth: int | None = None, relations: Iterable[str] | None = None) -> list[Reached]:

@@ -33,7 +33,6 @@ from governance.lineage.facts import (
 from governance.lineage.queries import (
     EdgeRow,
     NodeRow,
-    chunks,
     downstream_ids,
     edges_into,
     load_effective_facts,
@@ -81,11 +80,13 @@ class RefreshResult:
 
 def active_exceptions(node_ids: Iterable[int], *, now: dt.datetime) -> dict[int, list[ExceptionInput]]:
     """Exceptions in force at ``now`` for these nodes, by node."""
+    # Exceptions in force are few: read them all and keep those of these nodes.
+    wanted = set(node_ids)
     found: dict[int, list[ExceptionInput]] = {}
-    for batch in chunks(node_ids):
-        for exc_id, node_id, cause_id, expires_at in QuarantineException.objects.filter(
-            node_id__in=batch, withdrawn_at__isnull=True, expires_at__gt=now
-        ).values_list("id", "node_id", "cause_id", "expires_at"):
+    for exc_id, node_id, cause_id, expires_at in QuarantineException.objects.filter(
+        withdrawn_at__isnull=True, expires_at__gt=now
+    ).values_list("id", "node_id", "cause_id", "expires_at"):
+        if node_id in wanted:
             found.setdefault(node_id, []).append(ExceptionInput(exc_id, cause_id, expires_at))
     return found
 

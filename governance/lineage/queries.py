@@ -41,8 +41,11 @@ def walk(
     direction: Direction,
     max_depth: int | None = None,
     relations: Iterable[str] | None = None,
+    ordered: bool = False,
 ) -> dict[int, int]:
     """Every node reachable from ``seeds`` (included at depth 0) with its shortest depth.
+
+    With ``ordered`` the rows come nearest first (then by id), and so does the dict.
 
     ``direction`` "down" follows edges to downstream assets, "up" to upstream
     ones; ``relations`` limits the edges followed (``None``: all).
@@ -72,11 +75,19 @@ def walk(
             FROM walk w JOIN {edge_table} e ON e.{near} = w.node_id
             WHERE w.depth < %s{relation_clause}
         )
-        SELECT node_id, MIN(depth) FROM walk GROUP BY node_id
+        SELECT node_id, MIN(depth) AS depth FROM walk GROUP BY node_id{" ORDER BY depth, node_id" if ordered else ""}
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {int(node_id): int(depth) for node_id, depth in cursor.fetchall()}
+
+
+def walk_ordered(
+    start: int, *, direction: Direction, max_depth: int, relations: Iterable[str] | None = None
+) -> list[Reached]:
+    """``walk`` from one node, without the node itself, nearest first (ties by id), sorted in the database."""
+    found = walk([start], direction=direction, max_depth=max_depth, relations=relations, ordered=True)
+    return [Reached(node_id, depth) for node_id, depth in found.items() if node_id != start]
 
 
 def downstream_ids(seeds: Sequence[int], *, propagating_only: bool = False, max_depth: int | None = None) -> dict[int, int]:
@@ -107,26 +118,29 @@ class EdgeRow:
     removes_pii_types: tuple[str, ...]
 
 
+def _edges(column: str, node_ids: Iterable[int]) -> list[EdgeRow]:
+    table = LineageEdge._meta.db_table
+    rows: list[EdgeRow] = []
+    with connection.cursor() as cursor:
+        for batch in chunks(node_ids):
+            cursor.execute(
+                f"SELECT id, upstream_id, downstream_id, relation, CAST(removes_pii_types AS TEXT) FROM {table} "
+                f"WHERE {column} IN ({_inline_ids(batch)})"
+            )
+            for edge_id, up, down, relation, removes in cursor.fetchall():
+                stops = () if not removes or removes == "[]" else tuple(orjson.loads(removes))
+                rows.append(EdgeRow(int(edge_id), int(up), int(down), relation, stops))
+    return rows
+
+
 def edges_into(node_ids: Iterable[int]) -> list[EdgeRow]:
     """Every edge whose downstream end is one of ``node_ids``."""
-    rows: list[EdgeRow] = []
-    for batch in chunks(node_ids):
-        for edge_id, up, down, relation, removes in LineageEdge.objects.filter(downstream_id__in=batch).values_list(
-            "id", "upstream_id", "downstream_id", "relation", "removes_pii_types"
-        ):
-            rows.append(EdgeRow(edge_id, up, down, relation, tuple(removes or ())))
-    return rows
+    return _edges("downstream_id", node_ids)
 
 
 def edges_out_of(node_ids: Iterable[int]) -> list[EdgeRow]:
     """Every edge whose upstream end is one of ``node_ids``."""
-    rows: list[EdgeRow] = []
-    for batch in chunks(node_ids):
-        for edge_id, up, down, relation, removes in LineageEdge.objects.filter(upstream_id__in=batch).values_list(
-            "id", "upstream_id", "downstream_id", "relation", "removes_pii_types"
-        ):
-            rows.append(EdgeRow(edge_id, up, down, relation, tuple(removes or ())))
-    return rows
+    return _edges("upstream_id", node_ids)
 
 
 def shortest_paths(

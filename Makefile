@@ -34,6 +34,7 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/pii_scan.py
 
 clean:
 	rm -rf var/celery var/test-services

@@ -85,8 +85,8 @@ class ExceptionCreateSerializer(serializers.Serializer):
 
 
 class QuarantineExceptionSerializer(serializers.ModelSerializer):
-    granted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    withdrawn_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    granted_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    withdrawn_by: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
     node_label = serializers.CharField(source="node.label", read_only=True)
     cause_label = serializers.CharField(source="cause.label", read_only=True)
 
@@ -268,7 +268,7 @@ class QuarantineExceptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixi
         """End the exception now; the asset is quarantined again if its cause still holds."""
         serializer = LineageReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        exception = QuarantineException.objects.filter(pk=pk).first()
+        exception = QuarantineException.objects.filter(pk=int(pk or 0)).first()
         if exception is None:
             raise NotFound(f"quarantine exception {pk} does not exist", field="exception")
         exception = lineage.do_withdraw_quarantine_exception(

@@ -65,7 +65,7 @@ class LineageNodeAdmin(admin.ModelAdmin):
     list_filter = ["kind", "effective_status", "own_status"]
     search_fields = ["label", "reference"]
     fields = ["kind", "reference", "label", "own_status", "effective_status", "facts_version", "updated_at", "lineage"]
-    readonly_fields = fields
+    readonly_fields = ["kind", "reference", "label", "own_status", "effective_status", "facts_version", "updated_at", "lineage"]
     change_form_template = "admin/governance/lineage/node_change_form.html"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -122,7 +122,7 @@ class QuarantineExceptionAdmin(admin.ModelAdmin):
     list_display = ["node", "cause", "granted_by", "granted_at", "expires_at", "in_force"]
     list_select_related = ["node", "cause", "granted_by"]
     readonly_fields = ["node", "cause", "reason", "expires_at", "granted_by", "granted_at", "withdrawn_at", "withdrawn_by"]
-    fields = readonly_fields
+    fields = ["node", "cause", "reason", "expires_at", "granted_by", "granted_at", "withdrawn_at", "withdrawn_by"]
 
     @admin.display(boolean=True, description="in force")
     def in_force(self, exception: QuarantineException) -> bool:

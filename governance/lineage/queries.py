@@ -58,7 +58,7 @@ def walk(
     near, far = ("upstream_id", "downstream_id") if direction == "down" else ("downstream_id", "upstream_id")
     if len(seeds) <= 1000:
         seed_sql = ", ".join(["%s"] * len(seeds))
-        params: list[object] = [*seeds, depth_limit]
+        params: list[int | str] = [*seeds, depth_limit]
     else:  # past the drivers' parameter limits: inline the ids, forced to integers
         seed_sql = ", ".join(str(int(seed)) for seed in seeds)
         params = [depth_limit]

@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,10 +30,11 @@ from governance.models.lineage import (
     QuarantineException,
 )
 from pedigree.errors import Conflict, InvalidInput, PermissionDenied
+from pedigree.types import Actor
 
 logger = logging.getLogger(__name__)
 
-User = AbstractBaseUser | AnonymousUser
+User = Actor
 
 ACTION_QUARANTINED = "lineage.quarantined"
 ACTION_RELEASED = "lineage.released"
@@ -237,7 +238,7 @@ def do_grant_quarantine_exception(
     upstream of ``node``. Recorded in the audit log; the node (and what is
     downstream of it) is refreshed in the same transaction.
     """
-    if not (actor.is_authenticated and (actor.is_staff or actor.is_superuser)):
+    if not (actor.is_authenticated and (actor.is_staff or actor.is_superuser)) or isinstance(actor, AnonymousUser):
         raise PermissionDenied("only an admin may record a quarantine exception", field="node")
     if not reason.strip():
         raise InvalidInput("a reason is required for a quarantine exception", field="reason")
@@ -280,7 +281,7 @@ def do_withdraw_quarantine_exception(*, actor: User, exception: QuarantineExcept
         if exception.withdrawn_at is not None:
             raise Conflict(f"exception {exception.pk} was already withdrawn", field="exception")
         exception.withdrawn_at = timezone.now()
-        exception.withdrawn_by = actor  # type: ignore[assignment]
+        exception.withdrawn_by = actor  # type: ignore[assignment]  # an admin: checked above
         exception.save(update_fields=["withdrawn_at", "withdrawn_by"])
         refresh([exception.node_id])
         record_audit_event(

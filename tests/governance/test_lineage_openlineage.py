@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from openlineage.client.event_v2 import RunEvent, RunState
-from openlineage.client.facet_v2 import ownership_dataset, schema_dataset
+from openlineage.client.facet_v2 import error_message_run, ownership_dataset, schema_dataset
 
 from governance.lineage.openlineage import (
     PedigreeGovernanceDatasetFacet,
@@ -61,7 +61,8 @@ def test_a_failed_ingest_emits_fail_with_the_error(claims_dataset: Any, alice: A
         )
     start, fail = _events(artifacts_dir)
     assert fail.eventType == RunState.FAIL and fail.run.runId == start.run.runId
-    assert fail.run.facets and fail.run.facets["errorMessage"].message
+    error = (fail.run.facets or {})["errorMessage"]
+    assert isinstance(error, error_message_run.ErrorMessageRunFacet) and error.message
 
 
 def test_the_ingest_run_becomes_a_node_that_produced_the_version(claims_dataset: Any, make_version: Any, artifacts_dir: Path) -> None:

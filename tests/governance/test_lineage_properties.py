@@ -47,7 +47,7 @@ def subsets(items: list[str]) -> st.SearchStrategy[list[str]]:
     return st.lists(st.sampled_from(items), unique=True)
 
 
-facts_strategy = st.fixed_dictionaries(
+facts_strategy: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
     {
         "status": st.sampled_from(["active", "active", "active", "revoked", "expired"]),
         "pii_types": subsets(PII),

@@ -183,3 +183,20 @@ def test_a_redaction_that_drops_every_record_fails_with_the_reason(
     assert response.status_code == 202
     assert redaction["status"] == "failed" and "drops all 2 records" in redaction["error"]
     assert redaction["result"] is None
+
+
+def test_a_version_page_links_to_its_pii_scans_and_offers_a_scan(scanned: PiiScan, root: User) -> None:
+    client = Client()
+    client.force_login(root)
+    page = client.get(f"/admin/governance/datasetversion/{scanned.version_id}/change/").content.decode()
+    assert f"/admin/governance/piiscan/?version__id__exact={scanned.version_id}" in page and "Scan for PII" in page
+    listing = client.get(f"/admin/governance/piiscan/?version__id__exact={scanned.version_id}")
+    assert listing.status_code == 200 and "claims-2024 v1" in listing.content.decode()
+
+
+def test_scan_for_pii_in_the_admin_queues_a_scan(version: DatasetVersion, root: User) -> None:
+    client = Client()
+    client.force_login(root)
+    response = client.post(f"/admin/governance/piiscan/scan-version/{version.pk}/")
+    scan = PiiScan.objects.get(version=version)
+    assert response.status_code == 302 and response["Location"].endswith(f"/piiscan/{scan.pk}/change/")

@@ -178,7 +178,92 @@ def _hypothetical_endpoints() -> Iterable[ResourceFacts]:
     return [hypothetical_endpoint(version) for version in _versions() if version.status == VersionStatus.ACTIVE]
 
 
+# --- Model versions and endpoints from the lineage graph ----------------------------------
+# Until customization and serving own these assets, the ones recorded in the
+# lineage graph (the demo's fine-tunes and endpoints, say) are described to the
+# policies by their effective facts.
+
+_LINEAGE_KINDS = {"ModelVersion": "model_version", "Endpoint": "endpoint"}
+
+
+def facts_from_lineage(effective: Any, kind: str) -> ResourceFacts:
+    """``ResourceFacts`` from ``governance.lineage.effective_facts(..., explain=True)``.
+
+    Purposes or regions that nothing upstream restricts (``None``) allow every
+    purpose and every region; ``origins`` name the upstream assets that bring
+    each PII type and licence, and the cause of a quarantine.
+    """
+    from governance.choices import Purpose
+
+    origins: dict[str, tuple[str, ...]] = {}
+    explained = effective.explanations or {}
+    for fact in ("pii_types", "licences"):
+        for item in explained.get(fact, []):
+            labels = tuple(sorted({reason["source"]["label"] for reason in item.get("because", [])}))
+            origins[f"{fact}:{item['value']}"] = labels
+    regions = _regions_from_lineage(effective.residency_regions, explained.get("residency_regions"))
+    causes = tuple(sorted(item["cause"]["label"] for item in explained.get("quarantine", [])))
+    if causes:
+        origins["quarantined:true"] = causes
+    is_model = kind == "ModelVersion"
+    return ResourceFacts(
+        kind=kind,
+        id=effective.reference,
+        label=f"{'model' if is_model else 'endpoint'} {effective.label}",
+        pii_types=frozenset(effective.pii_types),
+        licences=frozenset(effective.licences),
+        permissions={
+            "training": bool(effective.permissions.get("training")),
+            "commercial_use": bool(effective.permissions.get("commercial_use")),
+            "attribution": bool(effective.permissions.get("attribution", True)),
+            "share_alike": bool(effective.permissions.get("share_alike", False)),
+        },
+        purposes=frozenset(Purpose.values) if effective.allowed_purposes is None else frozenset(effective.allowed_purposes),
+        regions=regions,
+        owners=frozenset(effective.owners),
+        status=effective.status,
+        quarantined=effective.quarantined,
+        facts_version=effective.facts_version,
+        origins=origins,
+        derived_verb="was trained on" if is_model else "serves a model trained on",
+    )
+
+
+def _regions_from_lineage(combined: Any, constraints: Any) -> frozenset[str]:
+    """Where an asset may be served, with "global" meaning anywhere.
+
+    The lineage graph intersects the region lists upstream as plain sets, so
+    data allowed in ``eu`` combined with data allowed ``global`` comes out as no
+    region at all. The explained constraints (one region list per upstream
+    source) are intersected again here with ``global`` as every region.
+    """
+    if combined is None:
+        return frozenset({"global"})
+    if not constraints:
+        return frozenset(combined)
+    regions: frozenset[str] | None = None
+    for constraint in constraints:
+        allowed = frozenset(constraint.get("allows", ()))
+        if "global" in allowed:
+            continue
+        regions = allowed if regions is None else regions & allowed
+    return frozenset({"global"}) if regions is None else regions
+
+
+def _lineage_provider(kind: str) -> ResourceProvider:
+    def provide() -> list[ResourceFacts]:
+        from governance.lineage import effective_facts
+        from governance.models.lineage import LineageNode
+
+        nodes = LineageNode.objects.filter(kind=_LINEAGE_KINDS[kind]).order_by("label")
+        return [facts_from_lineage(effective_facts(node=node, explain=True), kind) for node in nodes]
+
+    return provide
+
+
 register_resource_provider("DatasetVersion", _all_dataset_versions)
+register_resource_provider("ModelVersion", _lineage_provider("ModelVersion"))
+register_resource_provider("Endpoint", _lineage_provider("Endpoint"))
 register_resource_provider("Endpoint", _hypothetical_endpoints)
 
 

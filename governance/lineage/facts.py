@@ -36,6 +36,7 @@ from pedigree.errors import InvalidInput
 UNION_FACTS = ("pii_types", "owners", "licences")
 CONSTRAINT_FACTS = ("allowed_purposes", "residency_regions")
 ALL_PII = "*"
+ANYWHERE = "global"  # the residency region that means "anywhere"
 
 Sources = dict[str, list[Any]]  # source node id -> [via parent id | None, distance]
 
@@ -376,10 +377,17 @@ def summarise(
         if name not in parts:
             continue
         allowed: set[str] | None = None
+        anywhere = False
         for key in effective[name]:
             values = {item for item in key.split(",") if item}
+            if name == "residency_regions" and ANYWHERE in values:
+                anywhere = True  # "global" allows every region: it restricts nothing
+                continue
             allowed = values if allowed is None else allowed & values
-        summary[name] = None if allowed is None else sorted(allowed)
+        if allowed is None:
+            summary[name] = [ANYWHERE] if anywhere else None
+        else:
+            summary[name] = sorted(allowed)
     if "quarantine" in parts:
         expiries = [item["expires_at"] for item in effective.get("excepted", {}).values()]
         summary["status"] = effective["status"]

@@ -175,3 +175,10 @@ def test_moving_a_dataset_to_another_team_changes_the_owners_downstream(claims_d
     model = _model_on(make_version(claims_dataset))
     do_update_dataset(actor=root, dataset=claims_dataset, changes={"owner_group": support_team}, reason="team reorganised")
     assert effective_facts(node=fresh(model)).owners == {"support-team", "ml-platform"}
+
+
+def test_global_residency_does_not_narrow_the_intersection(claims_dataset: Any, make_version: Any) -> None:
+    eu_only = make_version(claims_dataset, residency_regions=["eu"])
+    anywhere = make_version(claims_dataset, residency_regions=["global"])
+    assert effective_facts(node=_model_on(eu_only, anywhere)).residency_regions == {"eu"}
+    assert effective_facts(node=_model_on(anywhere)).residency_regions == {"global"}

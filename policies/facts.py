@@ -6,14 +6,15 @@ them, and lets the apps that own other assets (model versions, endpoints)
 register providers so that simulation can list them.
 
 ``facts_for_dataset_version`` is THE single place where a dataset version's
-facts are read. Today it reads the version's own fields; when the lineage
-graph's effective facts exist (``governance.lineage``), switch this one
-function to them and every decision, cache key and simulation follows.
+facts are read: the lineage graph's effective facts (``governance.lineage``),
+so a version derived from another (a redacted copy, say) carries what its
+upstream demands, and is quarantined when its upstream is revoked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -91,14 +92,37 @@ def dataset_version_id(version: DatasetVersion) -> str:
 
 
 def facts_for_dataset_version(version: DatasetVersion) -> ResourceFacts:
-    """A dataset version's facts for the policies.
+    """A dataset version's facts for the policies: its lineage effective facts.
 
-    The single adapter between the catalog and the engine: switch it to the
-    lineage graph's effective facts when they exist (for a dataset version
-    derived from another, e.g. by redaction, they add what comes from upstream).
-    Until then a version's facts are its own fields.
+    The single adapter between the catalog and the engine. PII types, licences,
+    permissions, purposes, residency, owners and quarantine come from the
+    lineage graph (the version's own facts combined with everything upstream
+    of it, e.g. the original of a redacted copy); the steward and the team that
+    may read it come from its dataset. The cache key is the lineage node's
+    facts version, which grows whenever any of these change.
     """
-    return _dataset_version_facts(version)
+    from governance.lineage import effective_facts
+    from governance.lineage.graph import node_for_dataset_version
+
+    own = _dataset_version_facts(version)
+    effective = effective_facts(node=node_for_dataset_version(version))
+    return replace(
+        own,
+        pii_types=frozenset(effective.pii_types),
+        licences=frozenset(effective.licences),
+        permissions={
+            "training": bool(effective.permissions.get("training")),
+            "commercial_use": bool(effective.permissions.get("commercial_use")),
+            "attribution": bool(effective.permissions.get("attribution", True)),
+            "share_alike": bool(effective.permissions.get("share_alike", False)),
+        },
+        purposes=own.purposes if effective.allowed_purposes is None else frozenset(effective.allowed_purposes),
+        regions=own.regions if effective.residency_regions is None else frozenset(effective.residency_regions),
+        owners=own.owners | frozenset(effective.owners),
+        status=own.status if own.quarantined else effective.status,
+        quarantined=own.quarantined or effective.quarantined,
+        facts_version=effective.facts_version,
+    )
 
 
 def _dataset_version_facts(version: DatasetVersion, *, as_endpoint: bool = False) -> ResourceFacts:

@@ -35,6 +35,9 @@ lint: install
 bench: install
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/pii_scan.py
+	$(PY) benchmarks/policy.py
+	$(PY) benchmarks/lineage.py
+	$(PY) benchmarks/pii_scan.py
 
 clean:
 	rm -rf var/celery var/test-services

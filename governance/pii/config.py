@@ -36,6 +36,7 @@ class ScanConfig:
     entities: tuple[str, ...] | None = None
     ner_entities: tuple[str, ...] = ("PERSON", "LOCATION", "NRP", "DATE_TIME")
     custom_recognizers: tuple[dict[str, Any], ...] = ()
+    enable_predefined: tuple[str, ...] = ()
     workers: int = 0
     batch_size: int = 64
     chunk_chars: int = 20000
@@ -55,6 +56,7 @@ class ScanConfig:
             "entities": list(self.entities) if self.entities is not None else "all",
             "ner_entities": list(self.ner_entities),
             "custom_recognizers": list(self.custom_recognizers),
+            "enable_predefined": list(self.enable_predefined),
             "chunk_chars": self.chunk_chars,
             "chunk_overlap": self.chunk_overlap,
         }
@@ -121,6 +123,11 @@ def _build(data: dict[str, Any], *, source: str, custom: tuple[dict[str, Any], .
         entity_tuple = tuple(sorted(set(entities)))
     else:
         raise _fail(source, f"entities must be 'all' or a list of entity types like EMAIL_ADDRESS, not {entities!r}")
+    enable_predefined = data.get("enable_predefined") or []
+    if not isinstance(enable_predefined, list) or not all(
+        isinstance(name, str) and name.isidentifier() and name.endswith("Recognizer") for name in enable_predefined
+    ):
+        raise _fail(source, f"enable_predefined must list recognizer class names like UkNinoRecognizer, not {enable_predefined!r}")
     chunk_chars = _positive_int(data, "chunk_chars", 20000, source, minimum=1000)
     overlap = _positive_int(data, "chunk_overlap", 200, source, minimum=0)
     if overlap * 4 > chunk_chars:
@@ -135,6 +142,7 @@ def _build(data: dict[str, Any], *, source: str, custom: tuple[dict[str, Any], .
         entities=entity_tuple,
         ner_entities=tuple(data.get("ner_entities", ("PERSON", "LOCATION", "NRP", "DATE_TIME"))),
         custom_recognizers=custom,
+        enable_predefined=tuple(sorted(set(enable_predefined))),
         workers=_positive_int(data, "workers", 0, source, minimum=0),
         batch_size=_positive_int(data, "batch_size", 64, source),
         chunk_chars=chunk_chars,

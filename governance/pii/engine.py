@@ -17,6 +17,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from governance.pii.config import ScanConfig
+from pedigree.errors import InvalidInput
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine
@@ -76,7 +77,7 @@ def _offline_tldextract() -> None:
 
 def build_analyzer(config: ScanConfig, *, force_no_ner: bool = False) -> Analyzer:
     """Build an analyzer for ``config`` (uncached; see ``get_analyzer``)."""
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry, predefined_recognizers
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
     _offline_tldextract()
@@ -114,6 +115,18 @@ def build_analyzer(config: ScanConfig, *, force_no_ner: bool = False) -> Analyze
         registry.load_predefined_recognizers(languages=[config.language], nlp_engine=nlp_engine)
     finally:
         presidio_logger.setLevel(logging.WARNING)
+    loaded = {str(getattr(recognizer, "name", "")) for recognizer in registry.recognizers}
+    for class_name in config.enable_predefined:
+        if class_name in loaded:
+            continue
+        recognizer_class = getattr(predefined_recognizers, class_name, None)
+        if recognizer_class is None:
+            raise InvalidInput(
+                f"PII scanner configuration {config.source}: enable_predefined names {class_name}, "
+                "which is not one of Presidio's predefined recognizers",
+                field="enable_predefined",
+            )
+        registry.add_recognizer(recognizer_class(supported_language=config.language))
     for recognizer in config.custom_recognizers:
         registry.add_pattern_recognizer_from_dict({**recognizer, "supported_language": config.language})
     engine = AnalyzerEngine(

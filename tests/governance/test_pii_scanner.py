@@ -144,3 +144,15 @@ def test_repeated_texts_get_the_same_findings_as_the_first_time() -> None:
     text = "Write to maria.garcia@example.com from Boston."
     first, again = analyze_texts(load_config(), [text, "other text", text])[0], analyze_texts(load_config(), [text])[0]
     assert first == again and first[0]
+
+
+def test_a_predefined_recognizer_presidio_ships_switched_off_can_be_switched_on() -> None:
+    text = "my national insurance number is AB 12 34 56 C"
+    assert "UK_NINO" not in scan_jsonl(jsonl_bytes(text))["findings"].get("text", {})
+    state = scan_jsonl(jsonl_bytes(text), enable_predefined=["UkNinoRecognizer"])
+    assert state["findings"]["text"]["UK_NINO"]["count"] == 1
+
+
+def test_switching_on_an_unknown_recognizer_is_refused_naming_it() -> None:
+    with pytest.raises(InvalidInput, match="NoSuchRecognizer, which is not one of Presidio's predefined recognizers"):
+        get_analyzer(load_config().with_overrides(enable_predefined=["NoSuchRecognizer"]))

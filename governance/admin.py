@@ -27,6 +27,7 @@ from governance.lineage.admin import (
 )
 from governance.models import AuditEvent, Dataset, DatasetVersion
 from governance.pii import admin as pii_admin  # noqa: F401  (registers the PII scan pages)
+from pedigree.admin import ReadOnlyModelAdmin
 from pedigree.errors import PedigreeError
 
 
@@ -177,7 +178,7 @@ class RevokeForm(forms.Form):
 
 
 @admin.register(DatasetVersion)
-class DatasetVersionAdmin(admin.ModelAdmin):
+class DatasetVersionAdmin(ReadOnlyModelAdmin):
     list_display = ["__str__", "status", "licence", "record_count", "size", "format", "layout", "pii_status", "created_at"]
     list_filter = ["status", "licence", "format", "layout", "pii_status", "consent_basis", "dataset__owner_group"]
     search_fields = ["dataset__name", "sha256", "original_filename", "copyright_holder", "notes"]
@@ -206,16 +207,6 @@ class DatasetVersionAdmin(admin.ModelAdmin):
         ("History", {"fields": ["history"]}),
     ]
     change_form_template = "admin/governance/datasetversion/change_form.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # View only: content is immutable; governance changes go through the actions.
-        return False
 
     @admin.display(description="size")
     def size(self, version: DatasetVersion) -> str:
@@ -327,17 +318,8 @@ class DatasetVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyModelAdmin):
     list_display = ["sequence", "created_at", "actor_label", "action", "target_label", "reason"]
     list_filter = ["action", "target_type"]
     search_fields = ["target_label", "actor_label", "reason", "hash"]
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

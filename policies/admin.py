@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from pedigree.admin import ReadOnlyModelAdmin
 from pedigree.errors import PedigreeError
 from policies import services
 from policies.facts import find_resource, resources_of_kind
@@ -31,7 +32,7 @@ class PolicyChangeForm(forms.Form):
 
 
 @admin.register(PolicyDecision)
-class PolicyDecisionAdmin(admin.ModelAdmin):
+class PolicyDecisionAdmin(ReadOnlyModelAdmin):
     """The decision log: read-only, newest first."""
 
     list_display = ["decided_at", "outcome", "principal", "action", "resource", "deciding", "short_reason", "cached"]
@@ -40,15 +41,6 @@ class PolicyDecisionAdmin(admin.ModelAdmin):
     date_hierarchy = "decided_at"
     readonly_fields = [field.name for field in PolicyDecision._meta.fields]
     change_list_template = "admin/policies/policydecision/change_list.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="policies")
     def deciding(self, decision: PolicyDecision) -> str:

@@ -23,6 +23,7 @@ from governance.lineage import graph
 from governance.lineage.services import do_grant_quarantine_exception
 from governance.lineage.svg import lineage_panel_html
 from governance.models import DatasetVersion, LineageNode, QuarantineException
+from pedigree.admin import ReadOnlyModelAdmin
 from pedigree.errors import PedigreeError
 
 
@@ -58,7 +59,7 @@ class ExceptionForm(forms.Form):
 
 
 @admin.register(LineageNode)
-class LineageNodeAdmin(admin.ModelAdmin):
+class LineageNodeAdmin(ReadOnlyModelAdmin):
     """Every asset in the lineage graph, with its picture and explained facts."""
 
     list_display = ["label", "kind", "effective_status", "own_status", "facts_version", "updated_at"]
@@ -67,15 +68,6 @@ class LineageNodeAdmin(admin.ModelAdmin):
     fields = ["kind", "reference", "label", "own_status", "effective_status", "facts_version", "updated_at", "lineage"]
     readonly_fields = ["kind", "reference", "label", "own_status", "effective_status", "facts_version", "updated_at", "lineage"]
     change_form_template = "admin/governance/lineage/node_change_form.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="lineage")
     def lineage(self, node: LineageNode) -> SafeString:

@@ -20,26 +20,18 @@ from django.utils.html import format_html
 from governance.models import DatasetVersion
 from governance.models.pii import PiiEntityReview, PiiReviewDecision, PiiScan
 from governance.pii import services
+from pedigree.admin import ReadOnlyModelAdmin
 from pedigree.errors import PedigreeError
 
 
 @admin.register(PiiScan)
-class PiiScanAdmin(admin.ModelAdmin):
+class PiiScanAdmin(ReadOnlyModelAdmin):
     """Every PII scan; each one's page is its report."""
 
     list_display = ["id", "version", "status", "outcome_label", "trigger", "progress_label", "found", "requested_at"]
     list_filter = ["status", "trigger", "version__pii_status", "ner_available"]
     search_fields = ["version__dataset__name", "found_entity_types"]
     list_select_related = ["version__dataset"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="outcome")
     def outcome_label(self, scan: PiiScan) -> str:

@@ -408,6 +408,42 @@ def do_ingest_dataset_version(
         raise
 
 
+def next_version(
+    *,
+    dataset: Dataset,
+    result: IngestResult,
+    filename: str,
+    actor: User | None,
+    source_uri: str = "",
+    derived_from: DatasetVersion | None = None,
+    **governance: Any,
+) -> DatasetVersion:
+    """The unsaved next version of ``dataset`` for a stored, validated blob.
+
+    Locks the dataset row so two writers cannot take the same number; call it
+    inside the transaction that saves the version.
+    """
+    Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
+    number = (dataset.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    return DatasetVersion(
+        dataset=dataset,
+        number=number,
+        sha256=result.sha256,
+        size_bytes=result.size_bytes,
+        record_count=result.layout.record_count,
+        format=result.layout.format,
+        layout=result.layout.layout,
+        fields=result.layout.fields,
+        text_fields=result.layout.text_fields,
+        storage_uri=result.storage_uri,
+        source_uri=source_uri,
+        original_filename=Path(filename).name[:255],
+        derived_from=derived_from,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+        **governance,
+    )
+
+
 def _record_version(
     actor: User,
     dataset: Dataset,
@@ -422,23 +458,8 @@ def _record_version(
             return IngestOutcome(existing, created=False)
         try:
             with transaction.atomic(durable=True):
-                Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
-                number = (dataset.versions.aggregate(n=Max("number"))["n"] or 0) + 1
-                version = DatasetVersion(
-                    dataset=dataset,
-                    number=number,
-                    sha256=result.sha256,
-                    size_bytes=result.size_bytes,
-                    record_count=result.layout.record_count,
-                    format=result.layout.format,
-                    layout=result.layout.layout,
-                    fields=result.layout.fields,
-                    text_fields=result.layout.text_fields,
-                    storage_uri=result.storage_uri,
-                    source_uri=source_uri,
-                    original_filename=Path(filename).name[:255],
-                    created_by=actor if actor.is_authenticated else None,
-                    **fields,
+                version = next_version(
+                    dataset=dataset, result=result, filename=filename, actor=actor, source_uri=source_uri, **fields
                 )
                 version.save()
                 lineage.on_dataset_version_changed(version, actor=actor)

@@ -563,13 +563,12 @@ def run_redaction(redaction: PiiRedaction, *, raise_errors: bool = False) -> Pii
     """
     import tempfile
 
-    from django.db.models import Max
-
     from governance.choices import AuditAction
     from governance.ingest.pipeline import ingest_stream
     from governance.lineage import openlineage as lineage_events
     from governance.models import Dataset
     from governance.pii.redaction import Redactor, redact_stream
+    from governance.services import next_version  # governance.services imports this module
 
     version = redaction.source
     actor = redaction.requested_by
@@ -618,21 +617,12 @@ def run_redaction(redaction: PiiRedaction, *, raise_errors: bool = False) -> Pii
             redacted = DatasetVersion.objects.filter(dataset=version.dataset, sha256=result.sha256).first()
             created = redacted is None
             if redacted is None:
-                number = (version.dataset.versions.aggregate(n=Max("number"))["n"] or 0) + 1
-                redacted = DatasetVersion(
+                redacted = next_version(
                     dataset=version.dataset,
-                    number=number,
-                    sha256=result.sha256,
-                    size_bytes=result.size_bytes,
-                    record_count=result.layout.record_count,
-                    format=result.layout.format,
-                    layout=result.layout.layout,
-                    fields=result.layout.fields,
-                    text_fields=result.layout.text_fields,
-                    storage_uri=result.storage_uri,
-                    original_filename=filename,
+                    result=result,
+                    filename=filename,
+                    actor=actor,
                     derived_from=version,
-                    created_by=actor,
                     **{name: getattr(version, name) for name in DatasetVersion.GOVERNANCE_FIELDS},
                 )
                 redacted.save()

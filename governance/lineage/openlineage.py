@@ -12,8 +12,16 @@ Configuration (settings or environment):
 - ``PEDIGREE_OPENLINEAGE_FILE``: the events file for ``file``; by default
   ``openlineage/events.jsonl`` beside the artifacts (under ``PEDIGREE_VAR``
   when the artifacts are in S3). One JSON event per line.
-- ``PEDIGREE_OPENLINEAGE_URL`` (and optional ``PEDIGREE_OPENLINEAGE_API_KEY``)
-  for ``http``, e.g. a Marquez server.
+- ``PEDIGREE_OPENLINEAGE_URL`` (and optional ``PEDIGREE_OPENLINEAGE_API_KEY``,
+  sent as ``Authorization: Bearer <key>``) for ``http``: the server's base URL,
+  e.g. a Marquez server ``http://marquez:5000``; a path prefix (a server
+  behind a proxy at ``/marquez``) is kept. Events are POSTed to
+  ``<url>/<PEDIGREE_OPENLINEAGE_ENDPOINT>`` (default ``api/v1/lineage``).
+- ``PEDIGREE_OPENLINEAGE_TIMEOUT`` (seconds per attempt, default 2) and
+  ``PEDIGREE_OPENLINEAGE_RETRIES`` (default 1) bound how long an ``http`` emit
+  may hold up the work: at most (retries + 1) x timeout per event. The client's
+  own default (5 retries with back-off) held an upload for ~9 s per event when
+  the server was down or answered 500.
 - ``PEDIGREE_OPENLINEAGE_NAMESPACE``: the namespace of jobs and datasets
   (default ``pedigree``).
 
@@ -91,18 +99,57 @@ def default_events_file() -> Path:
     return root / "openlineage" / "events.jsonl"
 
 
-def _transport_config() -> tuple[str, str, str, str]:
+TransportConfig = tuple[str, str, str, str, str, str, str]
+
+
+def _transport_config() -> TransportConfig:
     return (
         _setting("PEDIGREE_OPENLINEAGE_TRANSPORT", "file").lower(),
         _setting("PEDIGREE_OPENLINEAGE_FILE", "") or str(default_events_file()),
         _setting("PEDIGREE_OPENLINEAGE_URL", ""),
         _setting("PEDIGREE_OPENLINEAGE_API_KEY", ""),
+        _setting("PEDIGREE_OPENLINEAGE_ENDPOINT", "api/v1/lineage"),
+        _setting("PEDIGREE_OPENLINEAGE_TIMEOUT", "2"),
+        _setting("PEDIGREE_OPENLINEAGE_RETRIES", "1"),
     )
+
+
+def _number(name: str, text: str, *, integer: bool) -> float:
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        value = -1
+    if value < 0 or (not integer and value == 0):
+        kind = "a whole number >= 0" if integer else "a number of seconds > 0"
+        raise ValueError(f"{name}={text!r}: use {kind}")
+    return value
+
+
+def http_config(url: str, *, api_key: str = "", endpoint: str = "api/v1/lineage", timeout: str = "2", retries: str = "1") -> HttpConfig:
+    """The HTTP transport's configuration, with bounded waiting and the URL's path kept.
+
+    The client joins ``url`` and ``endpoint`` with ``urljoin``, which drops the
+    last path segment of a URL without a trailing slash
+    (``http://proxy/marquez`` + ``api/v1/lineage`` -> ``http://proxy/api/v1/lineage``),
+    so the base URL always gets one.
+    """
+    retry_count = int(_number("PEDIGREE_OPENLINEAGE_RETRIES", retries, integer=True))
+    params: dict[str, Any] = {
+        "url": url.rstrip("/") + "/",
+        "endpoint": endpoint.lstrip("/"),
+        "timeout": _number("PEDIGREE_OPENLINEAGE_TIMEOUT", timeout, integer=False),
+        # Retry connection errors and 5xx answers a few times only, quickly: the
+        # work waits for the emit (START before COMPLETE, in order).
+        "retry": {"total": retry_count, "connect": retry_count, "read": retry_count, "status": retry_count, "backoff_factor": 0.2},
+    }
+    if api_key:
+        params["auth"] = {"type": "api_key", "apiKey": api_key}
+    return HttpConfig.from_dict(params)
 
 
 def make_transport() -> Transport:
     """The configured transport (see the module docstring)."""
-    kind, events_file, url, api_key = _transport_config()
+    kind, events_file, url, api_key, endpoint, timeout, retries = _transport_config()
     if kind == "file":
         path = Path(events_file)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,16 +159,13 @@ def make_transport() -> Transport:
     if kind == "http":
         if not url:
             raise ValueError("PEDIGREE_OPENLINEAGE_TRANSPORT=http needs PEDIGREE_OPENLINEAGE_URL")
-        params: dict[str, Any] = {"url": url}
-        if api_key:
-            params["auth"] = {"type": "api_key", "apiKey": api_key}
-        return HttpTransport(HttpConfig.from_dict(params))
+        return HttpTransport(http_config(url, api_key=api_key, endpoint=endpoint, timeout=timeout, retries=retries))
     if kind in {"none", "noop", "off"}:
         return NoopTransport(NoopConfig())
     raise ValueError(f"PEDIGREE_OPENLINEAGE_TRANSPORT={kind!r}: use file, console, http or none")
 
 
-_clients: dict[tuple[str, str, str, str], OpenLineageClient] = {}
+_clients: dict[TransportConfig, OpenLineageClient] = {}
 
 
 def client() -> OpenLineageClient:
@@ -136,8 +180,9 @@ def emit(event: RunEvent) -> None:
     """Send one event through the configured transport; log (never raise) on failure."""
     try:
         client().emit(event)
-    except Exception:
-        logger.warning("could not emit the OpenLineage %s event of run %s", event.eventType, event.run.runId, exc_info=True)
+    except Exception as error:
+        state = getattr(event.eventType, "value", event.eventType)
+        logger.warning("could not emit the OpenLineage %s event of run %s: %s", state, event.run.runId, error, exc_info=True)
 
 
 def _schema_type(field_type: str) -> str:

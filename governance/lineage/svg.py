@@ -1,9 +1,9 @@
 """A server-rendered SVG picture of an asset's lineage, coloured by status.
 
-Reusable for every asset page: the dataset version page uses it now, and the
-model version and endpoint pages call ``lineage_panel_html(node)`` the same
-way. Columns are distances from the asset (upstream to the left, downstream
-to the right); every label is escaped.
+Reusable for every asset page: the dataset version, model version and
+endpoint pages of the console show it with the facts beside it. Columns are
+distances from the asset (upstream to the left, downstream to the right);
+every label is escaped, and every box but the focus links to its asset's page.
 """
 
 from __future__ import annotations
@@ -45,14 +45,28 @@ def _dataset_version_url(reference: str) -> str:
 register_kind_url(AssetKind.DATASET_VERSION, _dataset_version_url)
 
 
+# Kinds without a model of their own yet: their console page is a proxy of
+# LineageNode (governance/models/lineage_assets.py), addressed by the node's id.
+# An app that registers a URL for the kind (register_kind_url) takes precedence.
+NODE_PAGES = {
+    AssetKind.MODEL_VERSION.value: "admin:governance_lineagemodelversion_change",
+    AssetKind.ENDPOINT.value: "admin:governance_lineageendpoint_change",
+}
+
+
 def node_url(node: LineageNode) -> str:
-    """The page of the asset behind a node, or the lineage node page."""
+    """The console page of the asset behind a node (the lineage node page for runs)."""
     try:
         if node.kind in _KIND_URLS:
             return _KIND_URLS[node.kind](node.reference)
-        return reverse("admin:governance_lineagenode_change", args=[node.pk])
+        return reverse(NODE_PAGES.get(node.kind, "admin:governance_lineagenode_change"), args=[node.pk])
     except (NoReverseMatch, ValueError):
         return ""
+
+
+def status_colours(status: str, kind: str = "") -> tuple[str, str]:
+    """(stroke, fill) of a status in the picture; runs have their own colour."""
+    return RUN_COLOURS if kind == AssetKind.RUN else COLOURS.get(status, COLOURS["active"])
 
 
 def _truncate(text: str, limit: int = 26) -> str:
@@ -69,7 +83,7 @@ def render_lineage_svg(focus: LineageNode, *, depth: int = 3, max_nodes: int = 6
     if len(column) > max_nodes:
         keep = sorted(column, key=lambda n: (abs(column[n]), n))[:max_nodes]
         column = {n: column[n] for n in keep}
-    hidden = len(up) + len(down) - 1 - (len(column) - 1)
+    hidden = len(up) + len(down) - 1 - len(column)  # both walks include the focus
     nodes = {node.pk: node for node in LineageNode.objects.filter(pk__in=list(column))}
     edges = [edge for edge in edges_into(column) if edge.upstream_id in column]
 
@@ -90,6 +104,8 @@ def render_lineage_svg(focus: LineageNode, *, depth: int = 3, max_nodes: int = 6
     parts: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="pedigree-lineage-svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="lineage of {escape(focus.label)}" '
+        # On a page: shrink a wide picture to fit (down to 720 px wide, then scroll), never enlarge.
+        f'style="max-width:100%;height:auto;min-width:{min(width, 720)}px" '
         'font-family="system-ui, sans-serif" font-size="11">',
         "<title>" + escape(f"Lineage of {focus.kind} {focus.label}") + "</title>",
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
@@ -111,7 +127,7 @@ def render_lineage_svg(focus: LineageNode, *, depth: int = 3, max_nodes: int = 6
         parts.append(f'<text x="{mid}" y="{(sy + ey) // 2 - 3}" text-anchor="middle" fill="#555" font-size="9">{escape(label)}</text>')
     for node_id, (x, y) in position.items():
         node = nodes[node_id]
-        stroke, fill = RUN_COLOURS if node.kind == AssetKind.RUN else COLOURS.get(node.effective_status, COLOURS["active"])
+        stroke, fill = status_colours(node.effective_status, node.kind)
         width_attr = 3 if node_id == focus.pk else 1.5
         url = node_url(node)
         box = (

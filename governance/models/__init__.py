@@ -8,6 +8,7 @@ from governance.models.lineage import (
     LineageNode,
     QuarantineException,
 )
+from governance.models.lineage_assets import LineageEndpoint, LineageModelVersion
 from governance.models.pii import (
     PiiDatasetSalt,
     PiiEntityReview,
@@ -18,4 +19,5 @@ from governance.models.pii import (
 
 __all__ = ["AuditChainHead", "AuditEvent", "Dataset", "DatasetVersion"]
 __all__ += ["LineageEdge", "LineageGraphState", "LineageNode", "QuarantineException"]
+__all__ += ["LineageEndpoint", "LineageModelVersion"]  # console stand-ins until the real models land
 __all__ += ["PiiDatasetSalt", "PiiEntityReview", "PiiFinding", "PiiRedaction", "PiiScan"]

@@ -31,6 +31,7 @@ import argparse
 import gc
 import json
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -46,7 +47,10 @@ def setup_django(var: Path) -> None:
     os.environ.update(
         {
             "DJANGO_SETTINGS_MODULE": "pedigree.settings",
-            "DEBUG": "1",
+            # Production settings: with DEBUG on, Django records every query
+            # (with its parameters) and the log writer would pay for that.
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_hex(32),
             "PEDIGREE_VAR": str(var),
             "DATABASE_URL": f"sqlite:///{var}/bench.sqlite3",
             "PEDIGREE_ARTIFACTS": str(var / "artifacts"),

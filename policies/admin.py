@@ -37,9 +37,14 @@ class PolicyDecisionAdmin(ReadOnlyModelAdmin):
 
     list_display = ["decided_at", "outcome", "principal", "action", "resource", "deciding", "short_reason", "cached"]
     list_filter = ["outcome", "action", "cached"]
-    search_fields = ["principal", "resource", "reason", "inputs_digest", "policy_digest"]
+    search_fields = ["principal", "resource", "detail__reason", "inputs_digest", "policy_digest"]
     date_hierarchy = "decided_at"
-    readonly_fields = [field.name for field in PolicyDecision._meta.fields]
+    list_select_related = ["detail"]
+    readonly_fields = [
+        "decided_at", "outcome", "principal", "action", "resource", "context", "policies", "facts", "reason",
+        "cached", "inputs_digest", "policy_digest", "detail",
+    ]
+    fields = list(readonly_fields)  # type: ignore[assignment]
     change_list_template = "admin/policies/policydecision/change_list.html"
 
     @admin.display(description="policies")

@@ -547,7 +547,7 @@ class Decision:
         "_facts",
         "_reason",
         "_explain",
-        "_log_fields",
+        "_log_detail",
     )
 
     def __init__(
@@ -580,26 +580,19 @@ class Decision:
         self._facts = facts if facts is not None else ({} if reason is not None else None)
         self._reason = reason
         self._explain = explain
-        self._log_fields: tuple[str, ...] | None = None
+        self._log_detail: tuple[str, str, str, str] | None = None
 
-    def log_fields(self) -> tuple[str, ...]:
-        """The decision as plain strings for the decision log (computed once):
-        principal, action, resource, context JSON, outcome, policies JSON,
-        facts JSON, reason, inputs digest, policy digest."""
-        if self._log_fields is None:
-            self._log_fields = (
-                self.principal[:200],
-                self.action[:32],
-                self.resource[:300],
-                orjson.dumps(self.context).decode(),
-                self.outcome,
+    def log_detail(self) -> tuple[str, str, str, str]:
+        """What the decision said, as JSON text for the decision log (computed once):
+        context, policies and facts as JSON, and the reason."""
+        if self._log_detail is None:
+            self._log_detail = (
+                orjson.dumps(self.context, option=orjson.OPT_SORT_KEYS).decode(),
                 orjson.dumps(self.policies).decode(),
-                orjson.dumps(self.facts).decode(),
+                orjson.dumps(self.facts, option=orjson.OPT_SORT_KEYS).decode(),
                 self.reason,
-                self.inputs_digest,
-                self.policy_digest,
             )
-        return self._log_fields
+        return self._log_detail
 
     def _explained(self) -> None:
         assert self._explain is not None
@@ -687,14 +680,10 @@ class Evaluator:
     def decide(self, bundle: PolicyBundle, request: DecisionRequest) -> Decision:
         """Decide one request. Never raises: an error becomes a denying error decision."""
         principal, resource, action = request.principal, request.resource, request.action
-        principal_ref = f"{principal.kind}::{principal.id}"
-        resource_ref = f"{resource.kind}::{resource.id}"
         try:
-            entities_json = orjson.dumps([principal.to_entity(), resource.to_entity()])
-            context_json = orjson.dumps(request.context) if request.context else b"{}"
-            inputs_digest = hashlib.sha256(
-                entities_json + b"\0" + action.encode() + b"\0" + context_json
-            ).hexdigest()
+            entities_json = orjson.dumps((principal.to_entity(), resource.to_entity()))
+            context_json = orjson.dumps(request.context).decode() if request.context else "{}"
+            inputs_digest = _digest_inputs(request, entities_json, context_json)
             entities = self._entities.get(entities_json)
             if entities is None:
                 entities = cedarpy._internal.Entities.from_json_str(entities_json.decode(), bundle.schema)
@@ -705,7 +694,7 @@ class Evaluator:
                 "principal": {"type": principal.kind, "id": principal.id},
                 "action": {"type": "Action", "id": action},
                 "resource": {"type": resource.kind, "id": resource.id},
-                "context": context_json.decode(),
+                "context": context_json,
             }
             (answer,) = cedarpy._internal.is_authorized_batch(
                 [cedar_request], bundle.policy_set, entities, bundle.schema, False
@@ -713,9 +702,9 @@ class Evaluator:
         except Exception as error:  # fail closed: any engine failure denies
             return error_decision(
                 f"{type(error).__name__}: {error}",
-                principal=principal_ref,
+                principal=f"{principal.kind}::{principal.id}",
                 action=action,
-                resource=resource_ref,
+                resource=f"{resource.kind}::{resource.id}",
                 context=request.context,
                 policy_digest=bundle.digest,
             )
@@ -805,9 +794,22 @@ class Evaluator:
 
 
 def _inputs_digest(request: DecisionRequest) -> str:
-    entities_json = orjson.dumps([request.principal.to_entity(), request.resource.to_entity()])
-    context_json = orjson.dumps(request.context) if request.context else b"{}"
-    return hashlib.sha256(entities_json + b"\0" + request.action.encode() + b"\0" + context_json).hexdigest()
+    entities_json = orjson.dumps((request.principal.to_entity(), request.resource.to_entity()))
+    context_json = orjson.dumps(request.context).decode() if request.context else "{}"
+    return _digest_inputs(request, entities_json, context_json)
+
+
+def _digest_inputs(request: DecisionRequest, entities_json: bytes, context_json: str) -> str:
+    """sha256 of everything a decision and its explanation read: the Cedar
+    entities, the action, the context, and the labels and origins that the
+    reason quotes. Equal digests under one policy set mean equal decisions
+    with equal reasons (the decision log stores each reason once on that basis)."""
+    principal, resource = request.principal, request.resource
+    origins = resource.origins if type(resource.origins) is dict else dict(resource.origins)
+    quoted = orjson.dumps((principal.label, resource.derived_verb, origins), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(
+        b"\0".join((entities_json, request.action.encode(), context_json.encode(), quoted))
+    ).hexdigest()
 
 
 # --- The store: the policy set in force, reloaded when its files change ------------------

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.signals import setting_changed
@@ -53,7 +54,7 @@ from policies.engine import (
     error_decision,
 )
 from policies.facts import principal_facts, resource_facts, resources_of_kind
-from policies.models import PolicyDecision
+from policies.models import DecisionDetail, PolicyDecision, detail_digest
 from serving.models import Consumer
 
 logger = logging.getLogger(__name__)
@@ -267,20 +268,31 @@ def clear_decision_cache() -> None:
 class DecisionLog:
     """Buffers decisions and writes them in bulk off the request path.
 
-    ``record`` only appends to a bounded in-memory queue; a daemon thread
-    (started lazily in each process) flushes it every
-    ``PEDIGREE_DECISION_LOG_FLUSH_SECONDS`` with one ``bulk_create``. With that
-    setting at 0 nothing flushes by itself: call ``flush()`` (tests do).
-    Errors are always logged; allowed decisions follow the mode (``all``,
-    ``denials``: none, ``sampled``: a ``PEDIGREE_DECISION_LOG_SAMPLE_RATE``
-    fraction); ``off`` logs nothing but errors.
+    ``record`` only appends a tuple of strings to an in-memory queue; a daemon
+    thread (started lazily in each process) flushes it every
+    ``PEDIGREE_DECISION_LOG_FLUSH_SECONDS``. With that setting at 0 nothing
+    flushes by itself: call ``flush()`` (tests do). Errors are always logged;
+    allowed decisions follow the mode (``all``, ``denials``: none,
+    ``sampled``: a ``PEDIGREE_DECISION_LOG_SAMPLE_RATE`` fraction); ``off``
+    logs nothing but errors.
+
+    What a decision said (policies, facts, reason) is stored once per distinct
+    explanation (``DecisionDetail``) and each row points to it. The same inputs
+    under the same policy set always say the same (the inputs digest covers
+    everything the reason quotes), so once a detail is committed its
+    (inputs digest, policy digest) is remembered and later decisions on those
+    inputs queue only the row: the explanation is composed, serialised and
+    written once per question, not once per call, and never on the request
+    path (the writer composes it).
     """
 
     MAX_BUFFER = 200_000
-    CHUNK = 25
+    MAX_KNOWN = 50_000
+    TRANSACTION_ROWS = 500
 
     def __init__(self) -> None:
         self._buffer: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._known: dict[tuple[str, str], str] = {}  # (inputs, policy digest) -> committed detail digest
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
@@ -299,12 +311,30 @@ class DecisionLog:
                     return
                 if random.random() >= config.sample_rate:
                     return
+            detail = self._known.get((decision.inputs_digest, decision.policy_digest))
+        else:
+            detail = None  # error messages vary: each error keeps its own
         if len(self._buffer) >= self.MAX_BUFFER:
             self._buffer.popleft()
             self.dropped += 1
-        # Only strings and numbers are queued: a queue of live decision objects
-        # would make the garbage collector's full passes dearer for every request.
-        self._buffer.append((time.time(), cached, *decision.log_fields()))
+        # Queued: the row as the database takes it (microseconds since the
+        # epoch, principal, action, resource, outcome, cached, inputs digest,
+        # policy digest, detail digest), plus the decision itself while its
+        # detail is not yet stored. Only strings and numbers otherwise: a
+        # queue of live objects would make the garbage collector's full passes
+        # dearer for every request.
+        row = (
+            time.time_ns() // 1000,
+            decision.principal,
+            decision.action,
+            decision.resource,
+            decision.outcome,
+            cached,
+            decision.inputs_digest,
+            decision.policy_digest,
+            detail,
+        )
+        self._buffer.append(row if detail is not None else (*row, decision))
         if self._thread is None and config.flush_seconds > 0:
             self._start_thread()
 
@@ -313,26 +343,61 @@ class DecisionLog:
         return len(self._buffer)
 
     def discard(self) -> None:
-        """Drop what is queued (tests)."""
+        """Drop what is queued and forget which details are stored (tests)."""
         self._buffer.clear()
+        self._known.clear()
 
     def flush(self) -> int:
-        """Write every queued decision now, in bulk; returns how many were written.
+        """Write every queued decision now; returns how many were written.
 
-        Rows go in with one ``executemany`` per chunk of ``CHUNK`` rather than
-        through model instances, and the writer yields between chunks, so a
-        flush holds the GIL only briefly while requests are being decided.
+        Up to ``TRANSACTION_ROWS`` rows per transaction (one commit per row
+        would cost more than the rows), each chunk with its new details, and
+        the writer yields between chunks so that requests being decided
+        meanwhile wait little. A chunk that fails is lost (and logged by the
+        caller); the remembered details are forgotten then, in case the
+        failure took some with it.
         """
         written = 0
         with self._lock:
             while self._buffer:
                 chunk: list[tuple[Any, ...]] = []
-                while self._buffer and len(chunk) < self.CHUNK:
+                while self._buffer and len(chunk) < self.TRANSACTION_ROWS:
                     chunk.append(self._buffer.popleft())
-                _insert_decisions(chunk)
+                try:
+                    self._write(chunk)
+                except Exception:
+                    self._known.clear()
+                    raise
                 written += len(chunk)
                 time.sleep(0)  # let request threads run between chunks
         return written
+
+    def _write(self, chunk: list[tuple[Any, ...]]) -> None:
+        details: dict[str, tuple[str, str, str, str]] = {}
+        learned: list[tuple[tuple[str, str], str]] = []
+        rows: list[tuple[Any, ...]] = []
+        for item in chunk:
+            if len(item) == 9:
+                rows.append(item)
+                continue
+            *row, decision = item
+            parts = decision.log_detail()  # the explanation is composed here, off the request path
+            row[8] = detail_digest(*parts)
+            details[row[8]] = parts
+            if decision.outcome != "error" and decision.inputs_digest:
+                learned.append(((decision.inputs_digest, decision.policy_digest), row[8]))
+            rows.append(tuple(row))
+        connection = connections[router.db_for_write(PolicyDecision)]
+        with transaction.atomic(using=connection.alias):
+            _insert_rows(connection, details, rows)
+            if learned:
+                transaction.on_commit(lambda: self._learn(learned), using=connection.alias)
+
+    def _learn(self, learned: list[tuple[tuple[str, str], str]]) -> None:
+        """Remember committed details, so later decisions on the same inputs queue only their row."""
+        if len(self._known) + len(learned) > self.MAX_KNOWN:
+            self._known.clear()
+        self._known.update(learned)
 
     def _start_thread(self) -> None:
         with self._lock:
@@ -371,44 +436,60 @@ class DecisionLog:
                     logger.debug("could not close the decision log writer's connection", exc_info=True)
 
 
-def _insert_decisions(chunk: list[tuple[Any, ...]]) -> None:
-    """One multi-row INSERT of queued decisions (no model instances: a flush must
-    hold the GIL as briefly as possible)."""
-    connection = connections[router.db_for_write(PolicyDecision)]
-    json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    if connection.vendor == "sqlite":
-        # What Django's SQLite backend stores for an aware datetime (naive UTC
-        # text), without its per-value checks: the writer's hottest line.
-        def stamp(seconds: float) -> Any:
-            return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).replace(tzinfo=None).isoformat(" ")
-    else:
-        def stamp(seconds: float) -> Any:
-            return connection.ops.adapt_datetimefield_value(dt.datetime.fromtimestamp(seconds, tz=dt.UTC))
-    # Queued: (time, cached, principal, action, resource, context, outcome,
-    # policies, facts, reason, inputs_digest, policy_digest); see Decision.log_fields.
-    rows = [(stamp(row[0]), *row[2:10], row[1], row[10], row[11]) for row in chunk]
-    meta = PolicyDecision._meta
-    columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in _LOG_COLUMNS)  # type: ignore[union-attr,arg-type]
-    placeholders = ", ".join(f"%s{json_cast}" if name in _JSON_COLUMNS else "%s" for name in _LOG_COLUMNS)
-    sql = f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES ({placeholders})"
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+def _insert_rows(connection: Any, details: Mapping[str, tuple[str, str, str, str]], rows: list[tuple[Any, ...]]) -> None:
+    """Insert new details (skipping any already stored), then the rows.
+
+    The rows travel as one JSON array that the database unpacks itself
+    (``json_each`` in SQLite, ``jsonb_array_elements`` in PostgreSQL): the
+    writer's Python work per chunk is one ``orjson.dumps``, so it holds the
+    GIL for microseconds, not for a loop over every row, while requests are
+    being decided in other threads.
+    """
+    quote = connection.ops.quote_name
+    postgres = connection.vendor == "postgresql"
+    json_cast = "::jsonb" if postgres else ""
+    with connection.cursor() as cursor:
+        if details:
+            cursor.executemany(
+                f"INSERT INTO {quote(DecisionDetail._meta.db_table)} (digest, context, policies, facts, reason) "
+                f"VALUES (%s, %s{json_cast}, %s{json_cast}, %s{json_cast}, %s) ON CONFLICT (digest) DO NOTHING",
+                [(digest, *parts) for digest, parts in details.items()],
+            )
+        meta = PolicyDecision._meta
+        columns = ", ".join(quote(meta.get_field(name).column) for name in _LOG_COLUMNS)  # type: ignore[union-attr,arg-type]
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) {_POSTGRES_ROWS if postgres else _SQLITE_ROWS}",
+            [orjson.dumps(rows).decode()],
+        )
 
 
-_JSON_COLUMNS = frozenset({"context", "policies", "facts"})
+# Rows from a JSON array of [microseconds since the epoch, principal, action,
+# resource, outcome, cached, inputs digest, policy digest, detail digest].
+# SQLite keeps an aware datetime as naive UTC text with microseconds (as Django does).
+_SQLITE_ROWS = """
+    SELECT strftime('%%Y-%%m-%%d %%H:%%M:%%S', json_extract(value, '$[0]') / 1000000, 'unixepoch')
+               || printf('.%%06d', json_extract(value, '$[0]') %% 1000000),
+           substr(json_extract(value, '$[1]'), 1, 200), substr(json_extract(value, '$[2]'), 1, 32),
+           substr(json_extract(value, '$[3]'), 1, 300), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+           json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]')
+    FROM json_each(%s) ORDER BY key
+"""
+_POSTGRES_ROWS = """
+    SELECT timestamptz 'epoch' + (value->>0)::bigint * interval '1 microsecond',
+           left(value->>1, 200), left(value->>2, 32), left(value->>3, 300), value->>4, (value->>5)::boolean,
+           value->>6, value->>7, value->>8
+    FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS rows(value, position) ORDER BY position
+"""
 _LOG_COLUMNS = (
     "decided_at",
     "principal",
     "action",
     "resource",
-    "context",
     "outcome",
-    "policies",
-    "facts",
-    "reason",
     "cached",
     "inputs_digest",
     "policy_digest",
+    "detail",
 )
 
 decision_log = DecisionLog()

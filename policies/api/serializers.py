@@ -47,6 +47,11 @@ class PolicyChangeSerializer(serializers.Serializer):
 
 
 class PolicyDecisionSerializer(serializers.ModelSerializer):
+    context = serializers.JSONField(source="detail.context", read_only=True)  # type: ignore[assignment]
+    policies = serializers.ListField(source="detail.policies", child=serializers.CharField(), read_only=True)
+    facts = serializers.JSONField(source="detail.facts", read_only=True)
+    reason = serializers.CharField(source="detail.reason", read_only=True)
+
     class Meta:
         model = PolicyDecision
         fields = [

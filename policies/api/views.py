@@ -176,7 +176,7 @@ class PolicyDecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     ordering_fields = ["decided_at"]
 
     def get_queryset(self) -> QuerySet[PolicyDecision]:
-        return PolicyDecision.objects.order_by("-decided_at", "-id")
+        return PolicyDecision.objects.select_related("detail").order_by("-decided_at", "-id")
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.decision_log.flush()  # show what is still queued, too

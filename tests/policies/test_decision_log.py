@@ -9,7 +9,7 @@ import pytest
 
 from policies import services
 from policies.engine import ResourceFacts
-from policies.models import PolicyDecision
+from policies.models import DecisionDetail, PolicyDecision
 from serving.models import Consumer
 
 pytestmark = pytest.mark.django_db
@@ -86,8 +86,87 @@ def test_the_background_writer_flushes_by_itself(settings: Any, transactional_db
     try:
         log.record(services.decide(web_frontend, "endpoint.invoke", support_bot))
         deadline = time.monotonic() + 10
-        while PolicyDecision.objects.count() < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert PolicyDecision.objects.count() >= 1 and log.pending() == 0
+        while log.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)  # no queries meanwhile: SQLite's shared test database would lock
+        assert log.pending() == 0  # the writer took it by itself
     finally:
-        log.stop()
+        log.stop()  # waits for the write in progress
+        services.decision_log.stop()  # decide() queued it in the service's own log too
+    assert PolicyDecision.objects.count() == 2
+
+
+def test_repeated_questions_share_one_stored_detail(
+    django_capture_on_commit_callbacks: Any, web_frontend: Consumer, claims_assistant: Consumer, support_bot: ResourceFacts
+) -> None:
+    for _ in range(3):
+        decide_allowed_and_denied(claims_assistant, web_frontend, support_bot)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.decision_log.flush() == 6
+    assert PolicyDecision.objects.count() == 6 and DecisionDetail.objects.count() == 2
+    denied = PolicyDecision.objects.filter(outcome="deny")
+    assert denied.values("detail").distinct().count() == 1
+    assert all(row.reason.startswith("denied: ") and row.policies == ["pii-clearance"] for row in denied)
+
+
+def test_once_a_detail_is_stored_later_decisions_queue_only_their_row(
+    django_capture_on_commit_callbacks: Any, web_frontend: Consumer, support_bot: ResourceFacts
+) -> None:
+    services.decide(web_frontend, "endpoint.invoke", support_bot, use_cache=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.decision_log.flush()
+    services.decide(web_frontend, "endpoint.invoke", support_bot, use_cache=False)
+    (queued,) = services.decision_log._buffer
+    assert queued[8] == PolicyDecision.objects.get().detail_id and len(queued) == 9  # no decision object rides along
+    with django_capture_on_commit_callbacks(execute=True):
+        services.decision_log.flush()
+    assert PolicyDecision.objects.count() == 2 and DecisionDetail.objects.count() == 1
+
+
+def test_a_detail_is_not_trusted_before_its_transaction_commits(web_frontend: Consumer, support_bot: ResourceFacts) -> None:
+    # Inside the test's transaction nothing commits: every decision carries its detail.
+    services.decide(web_frontend, "endpoint.invoke", support_bot, use_cache=False)
+    services.decision_log.flush()
+    services.decide(web_frontend, "endpoint.invoke", support_bot, use_cache=False)
+    (queued,) = services.decision_log._buffer
+    assert queued[8] is None and len(queued) == 10  # the decision rides along to be explained
+
+
+def test_the_same_facts_from_other_data_get_their_own_reason(web_frontend: Consumer, support_bot: ResourceFacts) -> None:
+    # Same Cedar entities, but the PII comes from another upstream dataset: the reason differs, so must the digest.
+    other_origin = dataclasses.replace(support_bot, origins={"pii_types:PERSON": ("hr-2023 v1",), "pii_types:US_SSN": ("hr-2023 v1",)})
+    first = services.decide(web_frontend, "endpoint.invoke", support_bot, use_cache=False)
+    second = services.decide(web_frontend, "endpoint.invoke", other_origin, use_cache=False)
+    assert first.inputs_digest != second.inputs_digest and first.reason != second.reason
+    services.decision_log.flush()
+    assert DecisionDetail.objects.count() == 2
+    assert {row.reason for row in PolicyDecision.objects.all()} == {first.reason, second.reason}
+
+
+def test_a_failed_flush_forgets_the_stored_details(
+    monkeypatch: Any, django_capture_on_commit_callbacks: Any, web_frontend: Consumer, support_bot: ResourceFacts
+) -> None:
+    services.decide(web_frontend, "endpoint.invoke", support_bot, use_cache=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.decision_log.flush()
+    assert services.decision_log._known
+    services.decide(web_frontend, "endpoint.invoke", support_bot, use_cache=False)
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(services, "_insert_rows", broken)
+    with pytest.raises(RuntimeError):
+        services.decision_log.flush()
+    assert not services.decision_log._known
+
+
+def test_the_row_keeps_the_decision_time_to_the_microsecond(web_frontend: Consumer, support_bot: ResourceFacts) -> None:
+    import datetime as dt
+
+    before = dt.datetime.now(dt.UTC)
+    services.decide(web_frontend, "endpoint.invoke", support_bot)
+    queued_at = services.decision_log._buffer[0][0]
+    services.decision_log.flush()
+    row = PolicyDecision.objects.get()
+    assert row.decided_at == dt.datetime.fromtimestamp(queued_at / 1_000_000, tz=dt.UTC)
+    assert before <= row.decided_at <= dt.datetime.now(dt.UTC)

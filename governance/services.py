@@ -127,6 +127,10 @@ def do_update_dataset(*, actor: User, dataset: Dataset, changes: dict[str, Any],
         record_audit_event(
             actor=actor, action=AuditAction.DATASET_UPDATED, target=dataset, reason=reason, changes=diff
         )
+        if "owner_group" in diff or "steward" in diff:
+            # Owners and steward are policy facts of every version: a new
+            # facts version tells decision caches that these facts changed.
+            dataset.versions.update(facts_version=F("facts_version") + 1)
         if "owner_group" in diff:  # owners are a lineage fact of every version
             for version in dataset.versions.all():
                 lineage.on_dataset_version_changed(version, actor=actor, reason=reason)

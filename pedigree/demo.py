@@ -139,29 +139,30 @@ def ensure_admin(password_file: Path) -> tuple[User, bool]:
     return admin, True
 
 
-# Consumers: applications that call models. The policy console
+# Consumers: applications that call models, each owned by the team's person
+# (who may read it and what it may call through /api/v1/consumers/; only
+# admins change them). The policy console
 # (/admin/policies/policydecision/simulate/) shows which of them could call a
 # model trained on each demo dataset, and why not.
 DEMO_CONSUMERS = [
-    ("helpdesk-eu", "Support assistant for EU customers", ["support-team"], ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER"], ["support"], "eu", True),
-    ("web-frontend", "Public website chat widget (US)", ["support-team"], [], ["support"], "us", True),
-    ("claims-fraud-us", "Fraud screening for US claims", ["claims-team"], ["PERSON", "US_SSN"], ["fraud_prevention"], "us", False),
-    ("research-notebook", "Internal research notebooks", ["research"], [], ["research"], "eu", False),
+    ("helpdesk-eu", "Support assistant for EU customers", "carol", ["support-team"], ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER"], ["support"], "eu", True),
+    ("web-frontend", "Public website chat widget (US)", "carol", ["support-team"], [], ["support"], "us", True),
+    ("claims-fraud-us", "Fraud screening for US claims", "alice", ["claims-team"], ["PERSON", "US_SSN"], ["fraud_prevention"], "us", False),
+    ("research-notebook", "Internal research notebooks", "dana", ["research"], [], ["research"], "eu", False),
 ]
 
 
-def seed_consumers(owner: User) -> list[str]:
-    """Create the demo consumers once (idempotent); returns their names."""
+def seed_consumers(admin: User, people: dict[str, User]) -> list[str]:
+    """Create the demo consumers once (idempotent), through the service (audited); returns their names."""
     from serving.models import Consumer
+    from serving.services import do_create_consumer
 
-    for name, description, groups, clearances, purposes, region, commercial in DEMO_CONSUMERS:
-        Consumer.objects.get_or_create(
-            name=name,
-            defaults={
-                "description": description, "owner": owner, "groups": groups, "pii_clearances": clearances,
-                "purposes": purposes, "region": region, "commercial": commercial,
-            },
-        )
+    for name, description, owner, groups, clearances, purposes, region, commercial in DEMO_CONSUMERS:
+        if not Consumer.objects.filter(name=name).exists():
+            do_create_consumer(
+                actor=admin, name=name, description=description, owner=people.get(owner, admin), groups=groups,
+                pii_clearances=clearances, purposes=purposes, region=region, commercial=commercial,
+            )
     return [consumer[0] for consumer in DEMO_CONSUMERS]
 
 
@@ -186,7 +187,7 @@ def seed(stdout: io.TextIOBase | None = None) -> None:
     token_file = var / "demo-tokens.txt"
     token_file.write_text("\n".join(tokens) + "\n")
     token_file.chmod(0o600)
-    say(f"  consumers: {', '.join(seed_consumers(admin))}\n")
+    say(f"  consumers: {', '.join(seed_consumers(admin, people))}\n")
 
     rng = random.Random(2024)
     in_two_years = timezone.localdate() + dt.timedelta(days=730)

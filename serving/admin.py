@@ -1,11 +1,22 @@
-"""Consumers in the admin console, with a link to what the policies let them call."""
+"""Consumers in the admin console, with a link to what the policies let them call.
+
+Adding, changing and deleting go through ``serving.services`` like the API,
+so every change is validated, bumps the consumer's facts version and is
+recorded in the audit log.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from serving import services
 from serving.models import Consumer
 
 
@@ -15,6 +26,7 @@ class ConsumerAdmin(admin.ModelAdmin):
 
     list_display = ["name", "region", "commercial", "purposes", "pii_clearances", "groups", "owner", "simulate"]
     list_filter = ["region", "commercial"]
+    list_select_related = ["owner"]
     search_fields = ["name", "description"]
     readonly_fields = ["facts_version", "created_at", "updated_at"]
 
@@ -22,3 +34,44 @@ class ConsumerAdmin(admin.ModelAdmin):
     def simulate(self, consumer: Consumer) -> str:
         url = reverse("admin:policies_simulate") + f"?consumer={consumer.name}#callable"
         return format_html('<a href="{}">what may it call?</a>', url)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Consumer | None = None) -> list[str]:
+        # The name never changes: the policies and the decision log refer to it.
+        return [*self.readonly_fields, "name"] if obj else list(self.readonly_fields)
+
+    def save_model(self, request: HttpRequest, obj: Consumer, form: forms.ModelForm, change: bool) -> None:
+        """Create and change through the services, so the audit log records it."""
+        if not change:
+            created = services.do_create_consumer(
+                actor=request.user,
+                name=obj.name,
+                description=obj.description,
+                owner=obj.owner,
+                groups=obj.groups,
+                pii_clearances=obj.pii_clearances,
+                purposes=obj.purposes,
+                region=obj.region,
+                commercial=obj.commercial,
+            )
+            obj.pk, obj.facts_version = created.pk, created.facts_version
+            return
+        # The form has already set the new values on obj; the service diffs from the stored row.
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in services.CONSUMER_EDITABLE_FIELDS}
+        services.do_update_consumer(actor=request.user, consumer=obj, changes=changes)
+
+    # Django wraps these two views in a transaction; the services open their own
+    # (durable: committed when they return, with the audit row), so they run outside it.
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return self._changeform_view(request, object_id, form_url, extra_context)  # type: ignore[attr-defined]
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return self._delete_view(request, object_id, extra_context)  # type: ignore[attr-defined]
+
+    def delete_model(self, request: HttpRequest, obj: Consumer) -> None:
+        services.do_delete_consumer(actor=request.user, consumer=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Consumer]) -> None:
+        for consumer in queryset:
+            services.do_delete_consumer(actor=request.user, consumer=consumer)

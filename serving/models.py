@@ -9,6 +9,35 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from governance.choices import Purpose, Region
+from pedigree.types import Actor
+
+
+def is_admin(user: Actor | None) -> bool:
+    """Platform admins manage consumers (staff or superusers)."""
+    return user is not None and user.is_authenticated and bool(user.is_staff or user.is_superuser)
+
+
+class ConsumerQuerySet(models.QuerySet["Consumer"]):
+    """Reads of consumers scoped to what a user may do with them."""
+
+    def restrict(self, user: Actor, action: str = "view") -> ConsumerQuerySet:
+        """Consumers on which ``user`` may perform ``action``.
+
+        - ``view``: admins see every consumer; anyone else only the consumers
+          they own (an application team reads its own settings and what the
+          policies let it call).
+        - ``change`` and ``delete``: admins only. A consumer's clearances and
+          purposes are what the policies trust, so its owner may not raise them.
+        """
+        if not user.is_authenticated:
+            return self.none()
+        if is_admin(user):
+            return self.all()
+        if action == "view":
+            return self.filter(owner=user)  # type: ignore[misc]  # authenticated: a User
+        if action in {"change", "delete"}:
+            return self.none()
+        raise ValueError(f"unknown consumer action {action!r}")
 
 
 class Consumer(models.Model):
@@ -40,6 +69,8 @@ class Consumer(models.Model):
     facts_version = models.PositiveIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ConsumerQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

@@ -27,7 +27,7 @@ from governance.lineage.admin import (
 )
 from governance.models import AuditEvent, Dataset, DatasetVersion
 from governance.pii import admin as pii_admin  # noqa: F401  (registers the PII scan pages)
-from pedigree.admin import ReadOnlyModelAdmin
+from pedigree.admin import ReadOnlyModelAdmin, ServiceBackedModelAdmin
 from pedigree.errors import PedigreeError
 
 
@@ -77,7 +77,7 @@ class DatasetVersionInline(admin.TabularInline):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(ServiceBackedModelAdmin):
     list_display = ["name", "title", "owner_group", "steward", "domain", "versions_count", "updated_at"]
     list_filter = ["owner_group", "domain", "versions__licence", "versions__status"]
     search_fields = ["name", "title", "description", "domain"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 
 class ReadOnlyModelAdmin(admin.ModelAdmin):
@@ -24,3 +24,22 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ServiceBackedModelAdmin(admin.ModelAdmin):
+    """A console page whose saves and deletes go through the apps' services.
+
+    Django wraps the change and delete views in a transaction; the services
+    open their own durable one (committed with its audit row when the service
+    returns), which cannot nest inside another. So these views run without
+    Django's wrapper and each service call is its own unit of work. Override
+    ``save_model`` / ``delete_model`` to call the services.
+    """
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return self._changeform_view(request, object_id, form_url, extra_context)  # type: ignore[attr-defined,no-any-return]
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return self._delete_view(request, object_id, extra_context)  # type: ignore[attr-defined,no-any-return]

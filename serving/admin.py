@@ -7,21 +7,20 @@ recorded in the audit log.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from pedigree.admin import ServiceBackedModelAdmin
 from serving import services
 from serving.models import Consumer
 
 
 @admin.register(Consumer)
-class ConsumerAdmin(admin.ModelAdmin):
+class ConsumerAdmin(ServiceBackedModelAdmin):
     """Consumers: the principals that call model endpoints."""
 
     list_display = ["name", "region", "commercial", "purposes", "pii_clearances", "groups", "owner", "simulate"]
@@ -58,16 +57,6 @@ class ConsumerAdmin(admin.ModelAdmin):
         # The form has already set the new values on obj; the service diffs from the stored row.
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in services.CONSUMER_EDITABLE_FIELDS}
         services.do_update_consumer(actor=request.user, consumer=obj, changes=changes)
-
-    # Django wraps these two views in a transaction; the services open their own
-    # (durable: committed when they return, with the audit row), so they run outside it.
-    def changeform_view(
-        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        return self._changeform_view(request, object_id, form_url, extra_context)  # type: ignore[attr-defined]
-
-    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        return self._delete_view(request, object_id, extra_context)  # type: ignore[attr-defined]
 
     def delete_model(self, request: HttpRequest, obj: Consumer) -> None:
         services.do_delete_consumer(actor=request.user, consumer=obj)

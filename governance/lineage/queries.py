@@ -1,8 +1,16 @@
 """Graph reads done in the database: recursive CTEs that run on SQLite and PostgreSQL.
 
 One query walks the whole reachable set, however large, instead of one ORM
-query per node. ``UNION`` (not ``UNION ALL``) drops repeated (node, depth)
-pairs, so a node reached by many paths costs at most one row per depth.
+query per node. The walk goes a level at a time: each step of the recursive
+CTE is one row holding the whole frontier (the distinct nodes one edge beyond
+the previous frontier) as an array — a PostgreSQL ``bigint[]``, a JSON array
+on SQLite — so that each step is a single index scan over every frontier node
+at once (``= ANY(array)`` / ``IN json_each(...)``) rather than one
+nested-loop probe per node, and the answer comes back as a few arrays rather
+than a row per node. A node reached by several paths can sit in several
+levels; the first level it appears in is its shortest depth, kept while the
+levels are read. Measured on the benchmark graph (``benchmarks/lineage.py``)
+this is about twice as fast as a row-per-(node, depth) CTE on both engines.
 """
 
 from __future__ import annotations
@@ -27,6 +35,40 @@ Direction = Literal["up", "down"]
 MAX_DEPTH = 1000  # far beyond any real chain; a bound so a query can never run away
 CHUNK = 5000  # ids per IN (...) list: below SQLite's variable limit
 
+# The level-at-a-time walk, per database. Each row of ``frontier_walk`` is one
+# depth and the distinct nodes one edge beyond the previous depth's nodes; an
+# empty frontier (NULL on PostgreSQL, '[]' on SQLite) ends the recursion, as
+# does the depth limit. Placeholders: {node_table}, {edge_table}, {near},
+# {far}, {relation_clause}; parameters: the seeds, the relations, the limit.
+_WALK_SQL = {
+    "postgresql": """
+        WITH RECURSIVE frontier_walk(depth, frontier) AS (
+            SELECT 0, (SELECT array_agg(id) FROM {node_table} WHERE id = ANY(%s::bigint[]))
+            UNION ALL
+            SELECT w.depth + 1, (
+                SELECT array_agg(DISTINCT e.{far}) FROM {edge_table} e
+                WHERE e.{near} = ANY(w.frontier){relation_clause}
+            )
+            FROM frontier_walk w
+            WHERE w.depth < %s AND w.frontier IS NOT NULL
+        )
+        SELECT depth, frontier FROM frontier_walk WHERE frontier IS NOT NULL ORDER BY depth
+    """,
+    "sqlite": """
+        WITH RECURSIVE frontier_walk(depth, frontier) AS (
+            SELECT 0, (SELECT json_group_array(id) FROM {node_table} WHERE id IN (SELECT value FROM json_each(%s)))
+            UNION ALL
+            SELECT w.depth + 1, (
+                SELECT json_group_array(DISTINCT e.{far}) FROM {edge_table} e
+                WHERE e.{near} IN (SELECT value FROM json_each(w.frontier)){relation_clause}
+            )
+            FROM frontier_walk w
+            WHERE w.depth < %s AND w.frontier <> '[]'
+        )
+        SELECT depth, frontier FROM frontier_walk WHERE frontier <> '[]' ORDER BY depth
+    """,
+}
+
 
 class Reached(NamedTuple):
     """A node reached by a walk, at its shortest distance from the start."""
@@ -45,47 +87,46 @@ def walk(
 ) -> dict[int, int]:
     """Every node reachable from ``seeds`` (included at depth 0) with its shortest depth.
 
-    With ``ordered`` the rows come nearest first (then by id), and so does the dict.
+    With ``ordered`` the dict comes nearest first (then by id).
 
     ``direction`` "down" follows edges to downstream assets, "up" to upstream
     ones; ``relations`` limits the edges followed (``None``: all).
+    One recursive CTE (see the module docstring); the database returns each
+    depth's frontier, and a node keeps the first depth it appears at.
     """
     if not seeds:
         return {}
+    vendor = connection.vendor
+    if vendor not in _WALK_SQL:
+        raise NotImplementedError(f"lineage walks support PostgreSQL and SQLite, not {vendor}")
     depth_limit = MAX_DEPTH if max_depth is None else max(0, min(int(max_depth), MAX_DEPTH))
-    node_table = LineageNode._meta.db_table
-    edge_table = LineageEdge._meta.db_table
+    seed_ids = [int(seed) for seed in seeds]
     near, far = ("upstream_id", "downstream_id") if direction == "down" else ("downstream_id", "upstream_id")
-    if len(seeds) <= 1000:
-        seed_sql = ", ".join(["%s"] * len(seeds))
-        params: list[int | str] = [*seeds, depth_limit]
-    else:  # past the drivers' parameter limits: inline the ids, forced to integers
-        seed_sql = ", ".join(str(int(seed)) for seed in seeds)
-        params = [depth_limit]
+    params: list[Any] = [seed_ids if vendor == "postgresql" else orjson.dumps(seed_ids).decode()]
     relation_clause = ""
     if relations is not None:
         wanted = sorted(set(relations))
-        relation_clause = f" AND e.relation IN ({', '.join(['%s'] * len(wanted))})"
+        relation_clause = f" AND e.relation IN ({', '.join(['%s'] * len(wanted))})" if wanted else " AND 1 = 0"
         params.extend(wanted)
-    sql = f"""
-        WITH RECURSIVE walk(node_id, depth) AS (
-            SELECT id, 0 FROM {node_table} WHERE id IN ({seed_sql})
-            UNION
-            SELECT e.{far}, w.depth + 1
-            FROM walk w JOIN {edge_table} e ON e.{near} = w.node_id
-            WHERE w.depth < %s{relation_clause}
-        )
-        SELECT node_id, MIN(depth) AS depth FROM walk GROUP BY node_id{" ORDER BY depth, node_id" if ordered else ""}
-    """
+    params.append(depth_limit)
+    sql = _WALK_SQL[vendor].format(
+        node_table=LineageNode._meta.db_table, edge_table=LineageEdge._meta.db_table,
+        near=near, far=far, relation_clause=relation_clause,
+    )
+    found: dict[int, int] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {int(node_id): int(depth) for node_id, depth in cursor.fetchall()}
+        for depth, frontier in cursor.fetchall():
+            ids = frontier if vendor == "postgresql" else orjson.loads(frontier)
+            new = set(ids).difference(found)  # reached before: at a smaller depth
+            found.update(dict.fromkeys(sorted(new) if ordered else new, int(depth)))
+    return found
 
 
 def walk_ordered(
     start: int, *, direction: Direction, max_depth: int, relations: Iterable[str] | None = None
 ) -> list[Reached]:
-    """``walk`` from one node, without the node itself, nearest first (ties by id), sorted in the database."""
+    """``walk`` from one node, without the node itself, nearest first (ties by id)."""
     found = walk([start], direction=direction, max_depth=max_depth, relations=relations, ordered=True)
     return [Reached(node_id, depth) for node_id, depth in found.items() if node_id != start]
 

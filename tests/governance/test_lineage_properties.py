@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from governance.lineage import graph
 from governance.lineage.explain import explain_facts
 from governance.lineage.facts import constraint_key
-from governance.lineage.queries import downstream_ids
+from governance.lineage.queries import downstream_ids, walk
 from governance.models import LineageNode
 from governance.models.lineage import PROPAGATING_RELATIONS
 from pedigree.errors import Conflict
@@ -60,11 +60,11 @@ facts_strategy: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
 
 
 @st.composite
-def dags(draw: Any, max_nodes: int = 8) -> Spec:
+def dags(draw: Any, max_nodes: int = 8, max_edges: int = 14) -> Spec:
     count = draw(st.integers(min_value=1, max_value=max_nodes))
     facts = [draw(facts_strategy) for _ in range(count)]
     pairs = [(up, down) for down in range(count) for up in range(down)]
-    chosen = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=min(len(pairs), 14))) if pairs else []
+    chosen = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=min(len(pairs), max_edges))) if pairs else []
     edges = []
     for up, down in chosen:
         relation = draw(st.sampled_from(RELATIONS))
@@ -228,4 +228,41 @@ def test_revocation_reaches_exactly_the_downstream_set(spec: Spec, data: Any) ->
         brute = {nodes[i].pk for i in range(len(nodes)) if shortest(spec, target, i, edge_ok=passes_all) is not None}
         assert reached == brute == set(downstream_ids([revoked.pk], propagating_only=True))
         assert all(node.effective_status != "active" for node in LineageNode.objects.filter(pk__in=brute))
+        transaction.set_rollback(True)
+
+
+def brute_walk(spec: Spec, seeds: list[int], *, direction: str, max_depth: int | None, relations: list[str] | None) -> dict[int, int]:
+    """Brute force: BFS from every seed at once over the spec's edges; index → shortest depth."""
+    distance = dict.fromkeys(seeds, 0)
+    queue = deque(seeds)
+    while queue:
+        here = queue.popleft()
+        if max_depth is not None and distance[here] >= max_depth:
+            continue
+        for up, down, relation, _ in spec.edges:
+            near, far = (up, down) if direction == "down" else (down, up)
+            if near == here and (relations is None or relation in relations) and far not in distance:
+                distance[far] = distance[here] + 1
+                queue.append(far)
+    return distance
+
+
+@settings(PROPERTY_SETTINGS, max_examples=60)  # cheap examples: no facts to compute
+@given(spec=dags(max_nodes=10, max_edges=30), data=st.data())
+def test_a_walk_finds_every_reachable_node_at_its_shortest_depth_nearest_first(spec: Spec, data: Any) -> None:
+    with transaction.atomic():
+        run = next(_serial)
+        loaded = graph.bulk_load(
+            [graph.AssetSpec("model_version", f"w{run}-{index}", f"n{index}") for index in range(len(spec.facts))],
+            [graph.EdgeSpec(("model_version", f"w{run}-{up}"), ("model_version", f"w{run}-{down}"), relation) for up, down, relation, _ in spec.edges],
+        )
+        ids = [loaded.ids[("model_version", f"w{run}-{index}")] for index in range(len(spec.facts))]
+        seeds = data.draw(st.lists(st.integers(0, len(ids) - 1), min_size=1, max_size=3, unique=True))
+        direction = data.draw(st.sampled_from(["down", "up"]))
+        max_depth = data.draw(st.none() | st.integers(0, 3))
+        relations = data.draw(st.none() | subsets(RELATIONS))
+        found = walk([ids[i] for i in seeds], direction=direction, max_depth=max_depth, relations=relations, ordered=True)
+        brute = brute_walk(spec, seeds, direction=direction, max_depth=max_depth, relations=relations)
+        expected = sorted(((ids[index], depth) for index, depth in brute.items()), key=lambda item: (item[1], item[0]))
+        assert list(found.items()) == expected
         transaction.set_rollback(True)

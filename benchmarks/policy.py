@@ -8,8 +8,13 @@ queue is drained between phases, so each phase pays only for its own log):
 - bare engine: ``cedarpy.is_authorized`` with a pre-parsed ``PolicySet``,
   ``Schema`` and ``Entities`` (the best the engine can do; the baseline);
 - ``decide`` without its decision cache: the consumer row and the endpoint's
-  stored facts turned into a request, evaluation, the reason sentence, the
-  decision log (mode ``all``, a real background writer inserting into SQLite);
+  stored facts turned into a request, evaluation (parsed entities are kept by
+  their exact JSON, as the bare engine's are pre-parsed), the decision log
+  (mode ``all``, a real background writer inserting into SQLite). The log
+  stores each distinct explanation once: the requests repeat, as a consumer's
+  calls to an endpoint do, so the writer composes and stores the reason
+  sentence once per question; what a new question costs the writer is printed
+  as context;
 - the same with the decision log off (to measure what the log adds at p99);
 - ``decide`` with a warm decision cache (same consumer, resource, facts
   version and policy set);
@@ -258,6 +263,22 @@ def main() -> None:
         set_log("all")
         services.decision_log.stop()
         services.decision_log.flush()
+
+        # What the log's writer spends per decision (CPU, the writer alone):
+        # for questions asked before (the row only) and for new questions
+        # (the explanation composed and its detail stored too).
+        def write_cost(forget: bool) -> float:
+            if forget:
+                services.decision_log.discard()  # forget which details are stored: every question is new
+            for index in range(len(pairs)):
+                uncached(index)
+            queued = services.decision_log.pending()
+            cpu_started = time.process_time()
+            services.decision_log.flush()
+            return (time.process_time() - cpu_started) / queued * 1e6
+
+        write_repeated_us = statistics.median(write_cost(False) for _ in range(5))
+        write_new_us = statistics.median(write_cost(True) for _ in range(5))
         logged = PolicyDecision.objects.count()
 
         results = {name: summary(values) for name, values in samples.items()}
@@ -286,6 +307,10 @@ def main() -> None:
         )
         print(f"cached decide median: {cached_r['median_us']:.1f} µs (target < 10 µs)")
         print(f"decision log adds {log_overhead:.1f}% at p99 (target < 10%); {logged} decisions written")
+        print(
+            f"log writer CPU per decision: {write_repeated_us:.1f} µs for a question asked before (the row), "
+            f"{write_new_us:.1f} µs for a new one (explanation composed and stored)"
+        )
 
         def figure(value: float, unit: str, target: float | None, higher: bool) -> dict[str, Any]:
             return {"value": round(value, 2), "unit": unit, "target": target, "higher_is_better": higher}
@@ -305,6 +330,8 @@ def main() -> None:
             "decision_log_p99_overhead_pct": figure(log_overhead, "%", 10, False),
             "decide_log_off_p99_us": figure(log_off_r["p99_us"], "us", None, False),
             "decide_no_cache_at_all_median_us": figure(results["decide_no_cache_at_all"]["median_us"], "us", None, False),
+            "log_write_repeated_question_cpu_us": figure(write_repeated_us, "us", None, False),
+            "log_write_new_question_cpu_us": figure(write_new_us, "us", None, False),
         }
         print(json.dumps({"benchmark": "policy", "figures": figures}))
 

@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 import os
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -266,15 +267,21 @@ def clear_decision_cache() -> None:
 
 
 class DecisionLog:
-    """Buffers decisions and writes them in bulk off the request path.
+    """Buffers decisions and writes them in bulk, in batches.
 
-    ``record`` only appends a tuple of strings to an in-memory queue; a daemon
-    thread (started lazily in each process) flushes it every
-    ``PEDIGREE_DECISION_LOG_FLUSH_SECONDS``. With that setting at 0 nothing
-    flushes by itself: call ``flush()`` (tests do). Errors are always logged;
-    allowed decisions follow the mode (``all``, ``denials``: none,
-    ``sampled``: a ``PEDIGREE_DECISION_LOG_SAMPLE_RATE`` fraction); ``off``
-    logs nothing but errors.
+    ``record`` appends a tuple of strings to an in-memory queue. Whoever fills
+    a batch of ``TRANSACTION_ROWS`` writes it, in one transaction: under load
+    that is the deciding thread itself, once every few hundred decisions, so
+    no other thread competes with it for the GIL (a busy writer thread beside
+    threads that call Cedar, which releases the GIL on every call, slowed both
+    several-fold). A daemon thread per process writes what is left every
+    ``PEDIGREE_DECISION_LOG_FLUSH_SECONDS`` the decisions that have waited
+    that long, so a quiet process logs each decision within about twice that
+    time. With that setting at 0 nothing is written by itself: call
+    ``flush()`` (tests do). Errors are always logged; allowed decisions follow
+    the mode (``all``, ``denials``: none, ``sampled``: a
+    ``PEDIGREE_DECISION_LOG_SAMPLE_RATE`` fraction); ``off`` logs nothing but
+    errors.
 
     What a decision said (policies, facts, reason) is stored once per distinct
     explanation (``DecisionDetail``) and each row points to it. The same inputs
@@ -282,8 +289,8 @@ class DecisionLog:
     everything the reason quotes), so once a detail is committed its
     (inputs digest, policy digest) is remembered and later decisions on those
     inputs queue only the row: the explanation is composed, serialised and
-    written once per question, not once per call, and never on the request
-    path (the writer composes it).
+    written once per question, not once per call, and when it is, by the
+    writer rather than at decision time.
     """
 
     MAX_BUFFER = 200_000
@@ -335,8 +342,11 @@ class DecisionLog:
             detail,
         )
         self._buffer.append(row if detail is not None else (*row, decision))
-        if self._thread is None and config.flush_seconds > 0:
-            self._start_thread()
+        if config.flush_seconds > 0:
+            if self._thread is None:
+                self._start_thread()
+            if len(self._buffer) >= self.TRANSACTION_ROWS:
+                self._flush_here()
 
     def pending(self) -> int:
         """How many decisions wait to be written."""
@@ -347,30 +357,54 @@ class DecisionLog:
         self._buffer.clear()
         self._known.clear()
 
-    def flush(self) -> int:
-        """Write every queued decision now; returns how many were written.
+    def flush(self, *, older_than: float = 0.0) -> int:
+        """Write every queued decision now (with ``older_than``, only those
+        queued at least that many seconds ago); returns how many were written.
 
         Up to ``TRANSACTION_ROWS`` rows per transaction (one commit per row
-        would cost more than the rows), each chunk with its new details, and
-        the writer yields between chunks so that requests being decided
-        meanwhile wait little. A chunk that fails is lost (and logged by the
-        caller); the remembered details are forgotten then, in case the
-        failure took some with it.
+        would cost more than the rows), each chunk with its new details. A
+        chunk that fails is lost (and logged by the caller); the remembered
+        details are forgotten then, in case the failure took some with it.
         """
-        written = 0
         with self._lock:
-            while self._buffer:
-                chunk: list[tuple[Any, ...]] = []
-                while self._buffer and len(chunk) < self.TRANSACTION_ROWS:
-                    chunk.append(self._buffer.popleft())
-                try:
-                    self._write(chunk)
-                except Exception:
-                    self._known.clear()
-                    raise
-                written += len(chunk)
-                time.sleep(0)  # let request threads run between chunks
+            # What is queued now, not what producers add meanwhile: a flush
+            # that chased a busy producer would never end.
+            limit = len(self._buffer)
+            if older_than > 0:
+                cutoff = time.time_ns() // 1000 - int(older_than * 1_000_000)
+                limit = next((index for index, row in enumerate(self._buffer) if row[0] > cutoff), limit)
+            return self._flush_locked(limit=limit)
+
+    def _flush_locked(self, limit: int) -> int:
+        written = 0
+        while self._buffer and written < limit:
+            chunk: list[tuple[Any, ...]] = []
+            while self._buffer and len(chunk) < self.TRANSACTION_ROWS:
+                chunk.append(self._buffer.popleft())
+            try:
+                self._write(chunk)
+            except Exception:
+                self._known.clear()
+                raise
+            written += len(chunk)
         return written
+
+    def _flush_here(self) -> None:
+        """Write a full batch from the thread that filled it (see the class docstring).
+
+        Skipped when another thread is writing, or when the caller is inside
+        a transaction (a rollback there must not take logged decisions with
+        it): the writer thread or a later call writes them then. Never raises.
+        """
+        connection = connections[router.db_for_write(PolicyDecision)]
+        if connection.in_atomic_block or not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._flush_locked(limit=self.TRANSACTION_ROWS)
+        except Exception:
+            logger.exception("could not write the policy decision log; the writer thread will retry")
+        finally:
+            self._lock.release()
 
     def _write(self, chunk: list[tuple[Any, ...]]) -> None:
         details: dict[str, tuple[str, str, str, str]] = {}
@@ -420,13 +454,18 @@ class DecisionLog:
         if thread is not None:
             thread.join(timeout=10)
         self._stopping = False
+        self._wake.clear()  # a later writer thread must not take this wake-up as its own
 
     def _run(self) -> None:
         while not self._stopping:
-            self._wake.wait(policy_settings().flush_seconds or 1.0)
+            interval = policy_settings().flush_seconds or 1.0
+            self._wake.wait(interval)
             self._wake.clear()
             try:
-                self.flush()
+                # Only what has waited a while: under load the deciding
+                # threads write full batches themselves, and this thread
+                # must not compete with them (see the class docstring).
+                self.flush(older_than=0 if self._stopping else interval)
             except Exception:
                 logger.exception("could not write the policy decision log; will retry")
             finally:
@@ -437,14 +476,10 @@ class DecisionLog:
 
 
 def _insert_rows(connection: Any, details: Mapping[str, tuple[str, str, str, str]], rows: list[tuple[Any, ...]]) -> None:
-    """Insert new details (skipping any already stored), then the rows.
-
-    The rows travel as one JSON array that the database unpacks itself
-    (``json_each`` in SQLite, ``jsonb_array_elements`` in PostgreSQL): the
-    writer's Python work per chunk is one ``orjson.dumps``, so it holds the
-    GIL for microseconds, not for a loop over every row, while requests are
-    being decided in other threads.
-    """
+    """Insert new details (skipping any already stored), then the rows, with
+    plain SQL rather than model instances. The database turns the queued
+    microseconds into its timestamp. PostgreSQL gets the rows as one JSON
+    array (one round trip); SQLite, in process, takes them bound row by row."""
     quote = connection.ops.quote_name
     postgres = connection.vendor == "postgresql"
     json_cast = "::jsonb" if postgres else ""
@@ -457,29 +492,29 @@ def _insert_rows(connection: Any, details: Mapping[str, tuple[str, str, str, str
             )
         meta = PolicyDecision._meta
         columns = ", ".join(quote(meta.get_field(name).column) for name in _LOG_COLUMNS)  # type: ignore[union-attr,arg-type]
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) {_POSTGRES_ROWS if postgres else _SQLITE_ROWS}",
-            [orjson.dumps(rows).decode()],
-        )
+        table = quote(meta.db_table)
+        if postgres:
+            cursor.execute(f"INSERT INTO {table} ({columns}) {_POSTGRES_ROWS}", [orjson.dumps(rows).decode()])
+        else:
+            # sqlite3's own executemany, past Django's %s-to-? rewriting: the
+            # statement uses numbered parameters (the time twice) and strftime's %.
+            sqlite3.Cursor.executemany(cursor.cursor, f"INSERT INTO {table} ({columns}) VALUES {_SQLITE_ROW}", rows)
 
 
-# Rows from a JSON array of [microseconds since the epoch, principal, action,
-# resource, outcome, cached, inputs digest, policy digest, detail digest].
-# SQLite keeps an aware datetime as naive UTC text with microseconds (as Django does).
-_SQLITE_ROWS = """
-    SELECT strftime('%%Y-%%m-%%d %%H:%%M:%%S', json_extract(value, '$[0]') / 1000000, 'unixepoch')
-               || printf('.%%06d', json_extract(value, '$[0]') %% 1000000),
-           substr(json_extract(value, '$[1]'), 1, 200), substr(json_extract(value, '$[2]'), 1, 32),
-           substr(json_extract(value, '$[3]'), 1, 300), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
-           json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]')
-    FROM json_each(%s) ORDER BY key
-"""
+# A queued row: microseconds since the epoch, principal, action, resource,
+# outcome, cached, inputs digest, policy digest, detail digest. SQLite keeps
+# an aware datetime as naive UTC text with microseconds, as Django does.
+_SQLITE_ROW = (
+    "(strftime('%Y-%m-%d %H:%M:%S', ?1 / 1000000, 'unixepoch') || printf('.%06d', ?1 % 1000000), "
+    "substr(?2, 1, 200), substr(?3, 1, 32), substr(?4, 1, 300), ?5, ?6, ?7, ?8, ?9)"
+)
 _POSTGRES_ROWS = """
     SELECT timestamptz 'epoch' + (value->>0)::bigint * interval '1 microsecond',
            left(value->>1, 200), left(value->>2, 32), left(value->>3, 300), value->>4, (value->>5)::boolean,
            value->>6, value->>7, value->>8
     FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS rows(value, position) ORDER BY position
 """
+
 _LOG_COLUMNS = (
     "decided_at",
     "principal",

@@ -170,3 +170,32 @@ def test_the_row_keeps_the_decision_time_to_the_microsecond(web_frontend: Consum
     row = PolicyDecision.objects.get()
     assert row.decided_at == dt.datetime.fromtimestamp(queued_at / 1_000_000, tz=dt.UTC)
     assert before <= row.decided_at <= dt.datetime.now(dt.UTC)
+
+
+def test_the_thread_that_fills_a_batch_writes_it(
+    monkeypatch: Any, settings: Any, transactional_db: Any, web_frontend: Consumer, support_bot: ResourceFacts
+) -> None:
+    monkeypatch.setattr(services.DecisionLog, "TRANSACTION_ROWS", 3)
+    settings.PEDIGREE_DECISION_LOG_FLUSH_SECONDS = 3600  # the writer thread will not get to it
+    try:
+        for _ in range(2):
+            services.decide(web_frontend, "endpoint.invoke", support_bot, use_cache=False)
+        assert services.decision_log.pending() == 2 and PolicyDecision.objects.count() == 0
+        services.decide(web_frontend, "endpoint.invoke", support_bot, use_cache=False)
+        assert services.decision_log.pending() == 0 and PolicyDecision.objects.count() == 3
+    finally:
+        services.decision_log.stop()
+
+
+def test_a_batch_filled_inside_a_transaction_waits_for_the_writer(
+    monkeypatch: Any, settings: Any, web_frontend: Consumer, support_bot: ResourceFacts
+) -> None:
+    # A rollback of the caller's transaction must not take logged decisions with it.
+    monkeypatch.setattr(services.DecisionLog, "TRANSACTION_ROWS", 2)
+    settings.PEDIGREE_DECISION_LOG_FLUSH_SECONDS = 3600
+    try:
+        for _ in range(3):
+            services.decide(web_frontend, "endpoint.invoke", support_bot, use_cache=False)
+        assert services.decision_log.pending() == 3 and PolicyDecision.objects.count() == 0
+    finally:
+        services.decision_log.stop()

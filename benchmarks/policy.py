@@ -146,8 +146,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--consumers", type=int, default=20)
     parser.add_argument("--endpoints", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--phase-seconds", type=float, default=2.0)
+    parser.add_argument("--throughput-seconds", type=float, default=4.0)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="pedigree-bench-policy-") as scratch:
@@ -211,6 +212,7 @@ def main() -> None:
             "decide_no_cache_at_all": (uncached, lambda: set_log("all")),
         }
         samples: dict[str, list[int]] = {name: [] for name in variants}
+        per_round: dict[str, list[float]] = {name: [] for name in variants}
         for index in range(len(pairs)):  # warm-up: every path once
             bare(index), uncached(index), cached(index)
         consistent = all(
@@ -230,36 +232,39 @@ def main() -> None:
                 prepare()
                 services.evaluator = cold_evaluator if name == "decide_no_cache_at_all" else warm_evaluator
                 bucket = samples[name]
+                round_started = len(bucket)
                 phase_ends = time.perf_counter() + args.phase_seconds
                 while time.perf_counter() < phase_ends:
                     for index in range(len(pairs)):
                         begin = perf()
                         call(index)
                         bucket.append(perf() - begin)
+                per_round[name].append(summary(bucket[round_started:])["p99_us"])
         elapsed = time.perf_counter() - started
         services.evaluator = warm_evaluator
 
         # Throughput on one core: uncached decisions back to back, with the log
         # on, counting the CPU time of the whole process (the log writer's
         # thread included) and, as context, the wall-clock time.
+        def sustained(seconds: float) -> tuple[int, float, float]:
+            """Uncached decisions back to back for ``seconds``: (count, CPU s, wall s)."""
+            count = 0
+            cpu_started, wall_started = time.process_time(), time.perf_counter()
+            ends = wall_started + seconds
+            while time.perf_counter() < ends:
+                for index in range(len(pairs)):
+                    uncached(index)
+                count += len(pairs)
+            services.decision_log.flush()  # what is still queued is part of the cost
+            return count, time.process_time() - cpu_started, time.perf_counter() - wall_started
+
         set_log("all")
         services.decision_log.flush()
-        count = 0
-        cpu_started, wall_started = time.process_time(), time.perf_counter()
-        for _ in range(10):
-            for index in range(len(pairs)):
-                uncached(index)
-                count += 1
-        services.decision_log.flush()  # what is still queued is part of the cost
-        cpu_seconds = time.process_time() - cpu_started
-        wall_seconds = time.perf_counter() - wall_started
+        count, cpu_seconds, wall_seconds = sustained(args.throughput_seconds)
         # The same with the log off: what the engine path alone sustains.
         set_log("off")
-        cpu_started = time.process_time()
-        for _ in range(10):
-            for index in range(len(pairs)):
-                uncached(index)
-        per_second_log_off = count / (time.process_time() - cpu_started)
+        count_log_off, cpu_log_off, _ = sustained(args.throughput_seconds)
+        per_second_log_off = count_log_off / cpu_log_off
         set_log("all")
         services.decision_log.stop()
         services.decision_log.flush()
@@ -307,6 +312,11 @@ def main() -> None:
         )
         print(f"cached decide median: {cached_r['median_us']:.1f} µs (target < 10 µs)")
         print(f"decision log adds {log_overhead:.1f}% at p99 (target < 10%); {logged} decisions written")
+        round_overheads = [
+            (with_log - without) / without * 100
+            for with_log, without in zip(per_round["decide_uncached"], per_round["decide_uncached_log_off"], strict=True)
+        ]
+        print("  p99 overhead round by round (adjacent phases): " + ", ".join(f"{value:+.0f}%" for value in round_overheads))
         print(
             f"log writer CPU per decision: {write_repeated_us:.1f} µs for a question asked before (the row), "
             f"{write_new_us:.1f} µs for a new one (explanation composed and stored)"

@@ -27,7 +27,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import cedarpy
 import orjson
@@ -360,8 +361,15 @@ def _mentions_owner(node: Any, owner: str) -> bool:
 # --- Facts ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PrincipalFacts:
+# Facts are immutable records built on every uncached decision, so they are
+# named tuples: as read-only as a frozen dataclass and about three times
+# cheaper to build (a frozen dataclass sets each field through
+# object.__setattr__). Change one with ``facts._replace(field=value)``.
+
+_NO_MAPPING: Mapping[str, Any] = MappingProxyType({})
+
+
+class PrincipalFacts(NamedTuple):
     """Who asks: a user or a consumer, with the attributes policies read.
 
     ``facts_version`` lets the decision cache trust a previous answer; leave it
@@ -401,8 +409,7 @@ class PrincipalFacts:
         return self.label or f"{self.kind.lower()} {self.id}"
 
 
-@dataclass(frozen=True, slots=True)
-class ResourceFacts:
+class ResourceFacts(NamedTuple):
     """What is asked about: a dataset version, model version or endpoint, with its
     effective lineage facts.
 
@@ -419,7 +426,7 @@ class ResourceFacts:
     label: str
     pii_types: frozenset[str] = frozenset()
     licences: frozenset[str] = frozenset()
-    permissions: Mapping[str, bool] = field(default_factory=dict)
+    permissions: Mapping[str, bool] = _NO_MAPPING
     purposes: frozenset[str] = frozenset()
     regions: frozenset[str] = frozenset()
     owners: frozenset[str] = frozenset()
@@ -427,7 +434,7 @@ class ResourceFacts:
     status: str = "active"
     quarantined: bool = False
     facts_version: int | None = None
-    origins: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    origins: Mapping[str, tuple[str, ...]] = _NO_MAPPING
     derived_verb: str = "was trained on"
 
     def to_entity(self) -> dict[str, Any]:
@@ -439,7 +446,12 @@ class ResourceFacts:
                 "name": self.label,
                 "pii_types": sorted(self.pii_types),
                 "licences": sorted(self.licences),
-                "permits": {name: bool(permissions[name]) for name in PERMISSION_NAMES},
+                "permits": {  # PERMISSION_NAMES, spelled out: this runs on every uncached decision
+                    "training": bool(permissions["training"]),
+                    "commercial_use": bool(permissions["commercial_use"]),
+                    "attribution": bool(permissions["attribution"]),
+                    "share_alike": bool(permissions["share_alike"]),
+                },
                 "purposes": sorted(self.purposes),
                 "regions": sorted(self.regions),
                 "owners": sorted(self.owners),
@@ -462,7 +474,7 @@ class ResourceFacts:
 
 def principal_from_data(data: Mapping[str, Any]) -> PrincipalFacts:
     """Build ``PrincipalFacts`` from plain data (policy tests, API what-ifs)."""
-    known = set(PrincipalFacts.__dataclass_fields__)
+    known = set(PrincipalFacts._fields)
     unknown = set(data) - known
     if unknown:
         raise InvalidInput(f"principal has unknown fields: {', '.join(sorted(unknown))}", field="principal")
@@ -478,7 +490,7 @@ def principal_from_data(data: Mapping[str, Any]) -> PrincipalFacts:
 
 def resource_from_data(data: Mapping[str, Any]) -> ResourceFacts:
     """Build ``ResourceFacts`` from plain data (policy tests, API what-ifs)."""
-    known = set(ResourceFacts.__dataclass_fields__)
+    known = set(ResourceFacts._fields)
     unknown = set(data) - known
     if unknown:
         raise InvalidInput(f"resource has unknown fields: {', '.join(sorted(unknown))}", field="resource")
@@ -509,14 +521,13 @@ def _string_list(value: Any, name: str) -> list[str]:
 # --- Decisions ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRequest:
+class DecisionRequest(NamedTuple):
     """One question for the engine: may ``principal`` do ``action`` to ``resource``?"""
 
     principal: PrincipalFacts
     action: str
     resource: ResourceFacts
-    context: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = _NO_MAPPING
 
 
 class Decision:
@@ -552,7 +563,6 @@ class Decision:
 
     def __init__(
         self,
-        *,
         allowed: bool,
         outcome: str,
         policies: tuple[str, ...],
@@ -587,7 +597,7 @@ class Decision:
         context, policies and facts as JSON, and the reason."""
         if self._log_detail is None:
             self._log_detail = (
-                orjson.dumps(self.context, option=orjson.OPT_SORT_KEYS).decode(),
+                orjson.dumps(dict(self.context), option=orjson.OPT_SORT_KEYS).decode(),
                 orjson.dumps(self.policies).decode(),
                 orjson.dumps(self.facts, option=orjson.OPT_SORT_KEYS).decode(),
                 self.reason,
@@ -763,11 +773,11 @@ class Evaluator:
         principal, resource, action = request.principal, request.resource, request.action
         principal_ref = f"{principal.kind}::{principal.id}"
         resource_ref = f"{resource.kind}::{resource.id}"
-        diagnostics = answer.get("diagnostics", {})
-        errors = diagnostics.get("errors") or []
+        diagnostics = answer.get("diagnostics") or {}
+        errors = diagnostics.get("errors")
         verdict = answer.get("decision")
-        if errors or verdict not in {"Allow", "Deny"}:
-            message = "; ".join(str(error) for error in errors) or f"no decision ({verdict})"
+        if errors or (verdict != "Allow" and verdict != "Deny"):
+            message = "; ".join(str(error) for error in errors or ()) or f"no decision ({verdict})"
             return error_decision(
                 message,
                 principal=principal_ref,
@@ -779,17 +789,21 @@ class Evaluator:
             )
         deciding = tuple(sorted(diagnostics.get("reason") or ()))
         allowed = verdict == "Allow"
+        # Positional: this runs on every uncached decision. The facts and the
+        # sentence are composed when first read (``explain``).
         return Decision(
-            allowed=allowed,
-            outcome="allow" if allowed else "deny",
-            policies=deciding,
-            explain=functools.partial(explain, bundle, request, allowed, deciding),  # composed when first read
-            principal=principal_ref,
-            action=action,
-            resource=resource_ref,
-            context=request.context,
-            policy_digest=bundle.digest,
-            inputs_digest=inputs_digest,
+            allowed,
+            "allow" if allowed else "deny",
+            deciding,
+            principal_ref,
+            action,
+            resource_ref,
+            request.context,
+            bundle.digest,
+            inputs_digest,
+            None,
+            None,
+            functools.partial(explain, bundle, request, allowed, deciding),
         )
 
 
@@ -807,9 +821,10 @@ def _digest_inputs(request: DecisionRequest, entities_json: bytes, context_json:
     principal, resource = request.principal, request.resource
     origins = resource.origins if type(resource.origins) is dict else dict(resource.origins)
     quoted = orjson.dumps((principal.label, resource.derived_verb, origins), option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(
-        b"\0".join((entities_json, request.action.encode(), context_json.encode(), quoted))
-    ).hexdigest()
+    digest = hashlib.sha256(entities_json)
+    digest.update(f"\0{request.action}\0{context_json}\0".encode())
+    digest.update(quoted)
+    return digest.hexdigest()
 
 
 # --- The store: the policy set in force, reloaded when its files change ------------------

@@ -14,7 +14,6 @@ upstream demands, and is quarantined when its upstream is revoked.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -106,8 +105,7 @@ def facts_for_dataset_version(version: DatasetVersion) -> ResourceFacts:
 
     own = _dataset_version_facts(version)
     effective = effective_facts(node=node_for_dataset_version(version))
-    return replace(
-        own,
+    return own._replace(
         pii_types=frozenset(effective.pii_types),
         licences=frozenset(effective.licences),
         permissions={
@@ -125,10 +123,13 @@ def facts_for_dataset_version(version: DatasetVersion) -> ResourceFacts:
     )
 
 
+_ACTIVE = VersionStatus.ACTIVE.value
+
+
 def _dataset_version_facts(version: DatasetVersion, *, as_endpoint: bool = False) -> ResourceFacts:
     dataset = version.dataset
     name = f"{dataset.name} v{version.number}"
-    quarantined = version.status != VersionStatus.ACTIVE
+    quarantined = version.status != _ACTIVE
     return ResourceFacts(
         kind="Endpoint" if as_endpoint else "DatasetVersion",
         id=f"{dataset.name}/v{version.number}",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -47,13 +46,13 @@ def test_a_declared_purpose_the_data_does_not_allow_is_denied(claims_assistant: 
 
 def test_decisions_carry_the_digests_of_their_inputs_and_policies(web_frontend: Consumer, support_bot: ResourceFacts) -> None:
     first = services.decide(web_frontend, "endpoint.invoke", support_bot, use_cache=False)
-    other = services.decide(web_frontend, "endpoint.invoke", dataclasses.replace(support_bot, regions=frozenset({"eu"})), use_cache=False)
+    other = services.decide(web_frontend, "endpoint.invoke", support_bot._replace(regions=frozenset({"eu"})), use_cache=False)
     assert len(first.inputs_digest) == 64 and first.inputs_digest != other.inputs_digest
     assert first.policy_digest == services.current_policies().digest
 
 
 def test_missing_facts_deny_as_an_error(web_frontend: Consumer, support_bot: ResourceFacts) -> None:
-    broken = dataclasses.replace(support_bot, permissions={"training": True})
+    broken = support_bot._replace(permissions={"training": True})
     decision = services.decide(web_frontend, "endpoint.invoke", broken)
     assert not decision.allowed and decision.outcome == "error"
     assert "could not decide" in decision.reason
@@ -96,7 +95,7 @@ def test_a_change_to_the_consumer_is_never_answered_from_the_old_cache(web_front
 
 def test_a_new_facts_version_of_the_resource_misses_the_cache(claims_assistant: Consumer, support_bot: ResourceFacts) -> None:
     assert services.decide(claims_assistant, "endpoint.invoke", support_bot).allowed
-    revoked = dataclasses.replace(support_bot, quarantined=True, status="revoked", facts_version=4)
+    revoked = support_bot._replace(quarantined=True, status="revoked", facts_version=4)
     assert services.decide(claims_assistant, "endpoint.invoke", revoked).policies == ("quarantine",)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -66,7 +65,7 @@ def test_mode_sampled_keeps_denials_and_a_fraction_of_allows(settings: Any, clai
 def test_mode_off_still_logs_errors(settings: Any, web_frontend: Consumer, support_bot: ResourceFacts) -> None:
     settings.PEDIGREE_DECISION_LOG = "off"
     services.decide(web_frontend, "endpoint.invoke", support_bot)
-    services.decide(web_frontend, "endpoint.invoke", dataclasses.replace(support_bot, permissions={}, facts_version=99))
+    services.decide(web_frontend, "endpoint.invoke", support_bot._replace(permissions={}, facts_version=99))
     services.decision_log.flush()
     assert list(PolicyDecision.objects.values_list("outcome", flat=True)) == ["error"]
 
@@ -133,7 +132,7 @@ def test_a_detail_is_not_trusted_before_its_transaction_commits(web_frontend: Co
 
 def test_the_same_facts_from_other_data_get_their_own_reason(web_frontend: Consumer, support_bot: ResourceFacts) -> None:
     # Same Cedar entities, but the PII comes from another upstream dataset: the reason differs, so must the digest.
-    other_origin = dataclasses.replace(support_bot, origins={"pii_types:PERSON": ("hr-2023 v1",), "pii_types:US_SSN": ("hr-2023 v1",)})
+    other_origin = support_bot._replace(origins={"pii_types:PERSON": ("hr-2023 v1",), "pii_types:US_SSN": ("hr-2023 v1",)})
     first = services.decide(web_frontend, "endpoint.invoke", support_bot, use_cache=False)
     second = services.decide(web_frontend, "endpoint.invoke", other_origin, use_cache=False)
     assert first.inputs_digest != second.inputs_digest and first.reason != second.reason

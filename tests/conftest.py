@@ -22,6 +22,17 @@ REQUIRE_SERVICES = os.environ.get("PEDIGREE_REQUIRE_SERVICES") == "1"
 
 
 @pytest.fixture(autouse=True)
+def no_decision_log_leftovers() -> Iterator[None]:
+    """Decisions a test queued die with its database: none may be written later
+    (at exit, into the real database the settings name)."""
+    from policies import services
+
+    yield
+    services.decision_log.stop()
+    services.decision_log.discard()
+
+
+@pytest.fixture(autouse=True)
 def artifacts_dir(settings: Any, tmp_path: Path) -> Path:
     """Every test gets its own local artifact store and import folder."""
     root = tmp_path / "artifacts"

@@ -198,8 +198,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024**2
 PEDIGREE_POLICY_DIR = Path(os.environ.get("PEDIGREE_POLICY_DIR") or BASE_DIR / "policies")
 # Which decisions the decision log keeps: all, denials (and errors), sampled
 # (denials, errors and a PEDIGREE_DECISION_LOG_SAMPLE_RATE fraction of the
-# allowed ones) or off (errors only). Written in bulk every
-# PEDIGREE_DECISION_LOG_FLUSH_SECONDS by a background thread (0: only on flush()).
+# allowed ones) or off (errors only). Written in batches of 2,000 by the thread
+# that fills one, and by a background thread for what has waited
+# PEDIGREE_DECISION_LOG_FLUSH_SECONDS (0: only on flush()).
 PEDIGREE_DECISION_LOG = os.environ.get("PEDIGREE_DECISION_LOG", "all")
 if PEDIGREE_DECISION_LOG not in {"all", "denials", "sampled", "off"}:
     raise ImproperlyConfigured(

@@ -28,8 +28,8 @@ def no_decision_log_leftovers() -> Iterator[None]:
     from policies import services
 
     yield
+    services.decision_log.discard()  # first: stopping the writer thread flushes what is queued
     services.decision_log.stop()
-    services.decision_log.discard()
 
 
 @pytest.fixture(autouse=True)

@@ -271,14 +271,16 @@ class DecisionLog:
 
     ``record`` appends a tuple of strings to an in-memory queue. Whoever fills
     a batch of ``TRANSACTION_ROWS`` writes it, in one transaction: under load
-    that is the deciding thread itself, once every few hundred decisions, so
-    no other thread competes with it for the GIL (a busy writer thread beside
+    that is the deciding thread itself, once every 2,000 decisions, so no
+    other thread competes with it for the GIL (a busy writer thread beside
     threads that call Cedar, which releases the GIL on every call, slowed both
-    several-fold). A daemon thread per process writes what is left every
-    ``PEDIGREE_DECISION_LOG_FLUSH_SECONDS`` the decisions that have waited
-    that long, so a quiet process logs each decision within about twice that
-    time. With that setting at 0 nothing is written by itself: call
-    ``flush()`` (tests do). Errors are always logged; allowed decisions follow
+    several-fold). Every ``PEDIGREE_DECISION_LOG_FLUSH_SECONDS`` a daemon
+    thread per process writes the decisions that have waited that long, so a
+    quiet process logs each decision within about twice that time. With that
+    setting at 0 nothing is written by itself: call ``flush()`` (tests do).
+    A batch that cannot be written goes back to the front of the queue and is
+    tried again; one that fails ``MAX_ATTEMPTS`` times in a row is dropped
+    (and the error logged), so one bad row cannot stop the log. Errors are always logged; allowed decisions follow
     the mode (``all``, ``denials``: none, ``sampled``: a
     ``PEDIGREE_DECISION_LOG_SAMPLE_RATE`` fraction); ``off`` logs nothing but
     errors.
@@ -295,6 +297,7 @@ class DecisionLog:
 
     MAX_BUFFER = 200_000
     MAX_KNOWN = 50_000
+    MAX_ATTEMPTS = 3
     # Rows per batch and transaction. Larger batches mean fewer flushes on
     # the deciding path (each one costs the next few decisions a cold CPU
     # cache); 2,000 rows take ~20 ms to write, once per 2,000 decisions.
@@ -307,6 +310,7 @@ class DecisionLog:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._stopping = False
+        self._failures = 0  # consecutive failed writes of the batch at the front
         self.dropped = 0
 
     def record(self, decision: Decision, *, cached: bool = False) -> None:
@@ -366,8 +370,9 @@ class DecisionLog:
 
         Up to ``TRANSACTION_ROWS`` rows per transaction (one commit per row
         would cost more than the rows), each chunk with its new details. A
-        chunk that fails is lost (and logged by the caller); the remembered
-        details are forgotten then, in case the failure took some with it.
+        chunk that fails goes back to the queue (see the class docstring) and
+        the error is raised; the remembered details are forgotten then, in
+        case the failure took some with it.
         """
         with self._lock:
             # What is queued now, not what producers add meanwhile: a flush
@@ -388,7 +393,15 @@ class DecisionLog:
                 self._write(chunk)
             except Exception:
                 self._known.clear()
+                self._failures += 1
+                if self._failures < self.MAX_ATTEMPTS:
+                    self._buffer.extendleft(reversed(chunk))
+                else:
+                    self._failures = 0
+                    self.dropped += len(chunk)
+                    logger.error("dropped %d policy decisions that could not be written %d times", len(chunk), self.MAX_ATTEMPTS)
                 raise
+            self._failures = 0
             written += len(chunk)
         return written
 

@@ -157,6 +157,36 @@ def test_a_failed_flush_forgets_the_stored_details(
     with pytest.raises(RuntimeError):
         services.decision_log.flush()
     assert not services.decision_log._known
+    assert services.decision_log.pending() == 1  # kept, to be tried again
+
+
+def test_a_batch_that_cannot_be_written_is_tried_again_then_dropped(
+    monkeypatch: Any, web_frontend: Consumer, support_bot: ResourceFacts
+) -> None:
+    original = services._insert_rows
+    attempts = []
+
+    def failing_once(*args: Any) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("database restarting")
+        original(*args)
+
+    monkeypatch.setattr(services, "_insert_rows", failing_once)
+    services.decide(web_frontend, "endpoint.invoke", support_bot)
+    with pytest.raises(RuntimeError):
+        services.decision_log.flush()
+    assert services.decision_log.flush() == 1 and PolicyDecision.objects.count() == 1
+
+    def always_failing(*args: Any) -> None:
+        raise RuntimeError("a row the database refuses")
+
+    monkeypatch.setattr(services, "_insert_rows", always_failing)
+    services.decide(web_frontend, "endpoint.invoke", support_bot, use_cache=False)
+    for _ in range(services.DecisionLog.MAX_ATTEMPTS):
+        with pytest.raises(RuntimeError):
+            services.decision_log.flush()
+    assert services.decision_log.pending() == 0 and services.decision_log.dropped >= 1
 
 
 def test_the_row_keeps_the_decision_time_to_the_microsecond(web_frontend: Consumer, support_bot: ResourceFacts) -> None:

@@ -25,6 +25,10 @@ divided by the CPU time of the whole process (the log writer included), so
 that other programs sharing the machine do not count; the wall-clock rate is
 printed beside it.
 
+What the log adds at p99 is the median over rounds of the log-on phase's p99
+against the log-off phase's p99 in the same round (paired, adjacent in time);
+the pooled figure is printed beside it.
+
 Prints median and p99 in microseconds, the ratios, then one JSON line.
 
     .venv/bin/python benchmarks/policy.py [--consumers 20] [--endpoints 20] [--rounds 3] [--phase-seconds 2.5]
@@ -146,7 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--consumers", type=int, default=20)
     parser.add_argument("--endpoints", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--phase-seconds", type=float, default=2.0)
     parser.add_argument("--throughput-seconds", type=float, default=4.0)
     args = parser.parse_args()
@@ -293,7 +297,17 @@ def main() -> None:
         ratio_p99 = uncached_r["p99_us"] / bare_r["p99_us"]
         per_second = count / cpu_seconds
         per_second_wall = count / wall_seconds
-        log_overhead = (uncached_r["p99_us"] - log_off_r["p99_us"]) / log_off_r["p99_us"] * 100
+        pooled_log_overhead = (uncached_r["p99_us"] - log_off_r["p99_us"]) / log_off_r["p99_us"] * 100
+        # The claim: the median over rounds of the p99 overhead between the
+        # log-on and log-off phases of the same round (adjacent in time). On a
+        # shared machine one disturbed phase moves the pooled p99 by tens of
+        # percent; a paired, per-round comparison is not moved by it. Both are
+        # printed.
+        round_overheads = [
+            (with_log - without) / without * 100
+            for with_log, without in zip(per_round["decide_uncached"], per_round["decide_uncached_log_off"], strict=True)
+        ]
+        log_overhead = statistics.median(round_overheads)
         allowed = sum(1 for index in range(len(pairs)) if uncached(index).allowed)
 
         print(
@@ -311,12 +325,11 @@ def main() -> None:
             f"{per_second_log_off:,.0f}/s of CPU time with the log off"
         )
         print(f"cached decide median: {cached_r['median_us']:.1f} µs (target < 10 µs)")
-        print(f"decision log adds {log_overhead:.1f}% at p99 (target < 10%); {logged} decisions written")
-        round_overheads = [
-            (with_log - without) / without * 100
-            for with_log, without in zip(per_round["decide_uncached"], per_round["decide_uncached_log_off"], strict=True)
-        ]
-        print("  p99 overhead round by round (adjacent phases): " + ", ".join(f"{value:+.0f}%" for value in round_overheads))
+        print(
+            f"decision log adds {log_overhead:.1f}% at p99, median of the rounds (target < 10%): "
+            + ", ".join(f"{value:+.0f}%" for value in round_overheads)
+            + f"; {pooled_log_overhead:.1f}% on the pooled samples; {logged} decisions written"
+        )
         print(
             f"log writer CPU per decision: {write_repeated_us:.1f} µs for a question asked before (the row), "
             f"{write_new_us:.1f} µs for a new one (explanation composed and stored)"
@@ -338,6 +351,7 @@ def main() -> None:
             "decide_cached_median_us": figure(cached_r["median_us"], "us", 10, False),
             "decide_cached_p99_us": figure(cached_r["p99_us"], "us", None, False),
             "decision_log_p99_overhead_pct": figure(log_overhead, "%", 10, False),
+            "decision_log_p99_overhead_pooled_pct": figure(pooled_log_overhead, "%", None, False),
             "decide_log_off_p99_us": figure(log_off_r["p99_us"], "us", None, False),
             "decide_no_cache_at_all_median_us": figure(results["decide_no_cache_at_all"]["median_us"], "us", None, False),
             "log_write_repeated_question_cpu_us": figure(write_repeated_us, "us", None, False),

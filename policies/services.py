@@ -305,7 +305,10 @@ class DecisionLog:
 
     def __init__(self) -> None:
         self._buffer: collections.deque[tuple[Any, ...]] = collections.deque()
-        self._known: dict[tuple[str, str], str] = {}  # (inputs, policy digest) -> committed detail digest
+        # inputs digest -> (policy digest, the question's row: principal,
+        # action, resource, outcome, inputs digest, policy digest, detail
+        # digest), for questions whose detail is committed.
+        self._known: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
@@ -325,30 +328,20 @@ class DecisionLog:
                     return
                 if random.random() >= config.sample_rate:
                     return
-            detail = self._known.get((decision.inputs_digest, decision.policy_digest))
+            known = self._known.get(decision.inputs_digest)
+            question = known[1] if known is not None and known[0] == decision.policy_digest else None
         else:
-            detail = None  # error messages vary: each error keeps its own
+            question = None  # error messages vary: each error keeps its own detail
         if len(self._buffer) >= self.MAX_BUFFER:
             self._buffer.popleft()
             self.dropped += 1
-        # Queued: the row as the database takes it (microseconds since the
-        # epoch, principal, action, resource, outcome, cached, inputs digest,
-        # policy digest, detail digest), plus the decision itself while its
-        # detail is not yet stored. Only strings and numbers otherwise: a
-        # queue of live objects would make the garbage collector's full passes
-        # dearer for every request.
-        row = (
-            time.time_ns() // 1000,
-            decision.principal,
-            decision.action,
-            decision.resource,
-            decision.outcome,
-            cached,
-            decision.inputs_digest,
-            decision.policy_digest,
-            detail,
-        )
-        self._buffer.append(row if detail is not None else (*row, decision))
+        # Queued: (microseconds since the epoch, cached, the question's row)
+        # for a question asked before, sharing that row; otherwise (time,
+        # cached, None, the decision), explained and stored by the writer.
+        # Small and shared on purpose: what the queue holds on to between
+        # batches costs every decision some memory traffic.
+        now = time.time_ns() // 1000
+        self._buffer.append((now, cached, question) if question is not None else (now, cached, None, decision))
         if config.flush_seconds > 0:
             if self._thread is None:
                 self._start_thread()
@@ -424,26 +417,35 @@ class DecisionLog:
 
     def _write(self, chunk: list[tuple[Any, ...]]) -> None:
         details: dict[str, tuple[str, str, str, str]] = {}
-        learned: list[tuple[tuple[str, str], str]] = []
+        learned: list[tuple[str, tuple[str, tuple[str, ...]]]] = []
         rows: list[tuple[Any, ...]] = []
         for item in chunk:
-            if len(item) == 9:
-                rows.append(item)
-                continue
-            *row, decision = item
-            parts = decision.log_detail()  # the explanation is composed here, off the request path
-            row[8] = detail_digest(*parts)
-            details[row[8]] = parts
-            if decision.outcome != "error" and decision.inputs_digest:
-                learned.append(((decision.inputs_digest, decision.policy_digest), row[8]))
-            rows.append(tuple(row))
+            decided, cached, question = item[0], item[1], item[2]
+            if question is None:
+                decision = item[3]
+                parts = decision.log_detail()  # the explanation is composed here, off the request path
+                digest = detail_digest(*parts)
+                details[digest] = parts
+                question = (
+                    decision.principal[:200],
+                    decision.action[:32],
+                    decision.resource[:300],
+                    decision.outcome,
+                    decision.inputs_digest,
+                    decision.policy_digest,
+                    digest,
+                )
+                if decision.outcome != "error" and decision.inputs_digest:
+                    learned.append((decision.inputs_digest, (decision.policy_digest, question)))
+            principal, action, resource, outcome, inputs, policy, detail = question
+            rows.append((decided, principal, action, resource, outcome, cached, inputs, policy, detail))
         connection = connections[router.db_for_write(PolicyDecision)]
         with transaction.atomic(using=connection.alias):
             _insert_rows(connection, details, rows)
             if learned:
                 transaction.on_commit(lambda: self._learn(learned), using=connection.alias)
 
-    def _learn(self, learned: list[tuple[tuple[str, str], str]]) -> None:
+    def _learn(self, learned: list[tuple[str, tuple[str, tuple[str, ...]]]]) -> None:
         """Remember committed details, so later decisions on the same inputs queue only their row."""
         if len(self._known) + len(learned) > self.MAX_KNOWN:
             self._known.clear()

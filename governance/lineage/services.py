@@ -178,6 +178,8 @@ def do_record_redaction(
 
     The edge passes licences, owners, purposes and residency on, but not the
     removed PII types; the redacted version's own PII is what its rescan found.
+    The PII service names only the types it actually redacted, and narrows the
+    list once the rescan is done (``do_narrow_redaction``).
     With ``run_id`` the redaction run is added as a node that produced it.
     """
     if source.pk == redacted.pk:
@@ -203,6 +205,37 @@ def do_record_redaction(
             target_label=str(redacted_node),
             changes={"source": source_node.label, "removed_pii_types": sorted(removed_pii_types)},
         )
+    redacted_node.refresh_from_db()
+    return redacted_node
+
+
+def do_narrow_redaction(
+    *, actor: User | None, source: DatasetVersion, redacted: DatasetVersion, still_found: list[str]
+) -> LineageNode:
+    """The redacted copy's rescan still finds ``still_found``: its redaction edge
+    stops only the types it removed that the rescan did not find again, so the
+    source's types that survived keep propagating (with their path to the source).
+    """
+    with transaction.atomic():
+        source_node = graph.node_for_dataset_version(source)
+        redacted_node = graph.node_for_dataset_version(redacted)
+        edge = redacted_node.upstream_edges.filter(upstream=source_node, relation=EdgeRelation.DERIVED_FROM).first()
+        if edge is None or not edge.removes_pii_types:
+            return redacted_node
+        before = sorted(edge.removes_pii_types)
+        after = sorted(set(before) - set(still_found))
+        if after != before:
+            graph.add_edge(
+                upstream=source_node, downstream=redacted_node, relation=EdgeRelation.DERIVED_FROM, removes_pii_types=after
+            )
+            record_audit_event(
+                actor=actor,
+                action=ACTION_REDACTION_RECORDED,
+                target=redacted_node,
+                target_label=str(redacted_node),
+                reason="the rescan of the redacted copy still finds " + ", ".join(sorted(set(before) & set(still_found))),
+                changes={"source": source_node.label, "removed_pii_types": [before, after]},
+            )
     redacted_node.refresh_from_db()
     return redacted_node
 

@@ -436,6 +436,9 @@ class ResourceFacts(NamedTuple):
     facts_version: int | None = None
     origins: Mapping[str, tuple[str, ...]] = _NO_MAPPING
     derived_verb: str = "was trained on"
+    # Teams owning data upstream whose PII scan is not complete (unscanned,
+    # running or failed): see policies/pii_scan.cedar.
+    pii_scan_incomplete: frozenset[str] = frozenset()
 
     def to_entity(self) -> dict[str, Any]:
         """The Cedar entity (JSON form) for this resource."""
@@ -445,6 +448,7 @@ class ResourceFacts(NamedTuple):
             "attrs": {
                 "name": self.label,
                 "pii_types": sorted(self.pii_types),
+                "pii_scan_incomplete": sorted(self.pii_scan_incomplete),
                 "licences": sorted(self.licences),
                 "permits": {  # PERMISSION_NAMES, spelled out: this runs on every uncached decision
                     "training": bool(permissions["training"]),
@@ -498,7 +502,7 @@ def resource_from_data(data: Mapping[str, Any]) -> ResourceFacts:
         raise InvalidInput(f"resource needs kind ({', '.join(RESOURCE_KINDS)}) and id", field="resource")
     values = dict(data)
     values.setdefault("label", f"{values['kind']} {values['id']}")
-    for name in ("pii_types", "licences", "purposes", "regions", "owners", "stewards"):
+    for name in ("pii_types", "licences", "purposes", "regions", "owners", "stewards", "pii_scan_incomplete"):
         values[name] = frozenset(_string_list(values.get(name, []), f"resource.{name}"))
     permissions = values.get("permissions") or {}
     unknown_permissions = set(permissions) - set(PERMISSION_NAMES)

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from governance.choices import VersionStatus
+from governance.choices import PII_SCAN_INCOMPLETE, VersionStatus
 from governance.models import DatasetVersion
 from pedigree.errors import InvalidInput, NotFound
 from policies.engine import PrincipalFacts, ResourceFacts
@@ -107,6 +107,9 @@ def facts_for_dataset_version(version: DatasetVersion) -> ResourceFacts:
     effective = effective_facts(node=node_for_dataset_version(version))
     return own._replace(
         pii_types=frozenset(effective.pii_types),
+        # The graph's answer, or the version's own when the graph says less:
+        # an incomplete scan is never hidden by a stale node (fail closed).
+        pii_scan_incomplete=own.pii_scan_incomplete | frozenset(effective.pii_scan_incomplete),
         licences=frozenset(effective.licences),
         permissions={
             "training": bool(effective.permissions.get("training")),
@@ -130,6 +133,13 @@ def _dataset_version_facts(version: DatasetVersion, *, as_endpoint: bool = False
     dataset = version.dataset
     name = f"{dataset.name} v{version.number}"
     quarantined = version.status != _ACTIVE
+    owner = dataset.owner_group.name
+    scan_incomplete = version.pii_status in PII_SCAN_INCOMPLETE
+    origins: dict[str, tuple[str, ...]] = {}
+    if as_endpoint and quarantined:
+        origins["quarantined:true"] = (name,)
+    if as_endpoint and scan_incomplete:
+        origins[f"pii_scan_incomplete:{owner}"] = (name,)
     return ResourceFacts(
         kind="Endpoint" if as_endpoint else "DatasetVersion",
         id=f"{dataset.name}/v{version.number}",
@@ -149,7 +159,8 @@ def _dataset_version_facts(version: DatasetVersion, *, as_endpoint: bool = False
         status=version.status,
         quarantined=quarantined,
         facts_version=version.facts_version,
-        origins={"quarantined:true": (name,)} if as_endpoint and quarantined else {},
+        origins=origins,
+        pii_scan_incomplete=frozenset((owner,)) if scan_incomplete else frozenset(),
     )
 
 
@@ -222,7 +233,7 @@ def facts_from_lineage(effective: Any, kind: str) -> ResourceFacts:
 
     origins: dict[str, tuple[str, ...]] = {}
     explained = effective.explanations or {}
-    for fact in ("pii_types", "licences"):
+    for fact in ("pii_types", "licences", "pii_scan_incomplete"):
         for item in explained.get(fact, []):
             labels = tuple(sorted({reason["source"]["label"] for reason in item.get("because", [])}))
             origins[f"{fact}:{item['value']}"] = labels
@@ -236,6 +247,7 @@ def facts_from_lineage(effective: Any, kind: str) -> ResourceFacts:
         id=effective.reference,
         label=f"{'model' if is_model else 'endpoint'} {effective.label}",
         pii_types=frozenset(effective.pii_types),
+        pii_scan_incomplete=frozenset(effective.pii_scan_incomplete),
         licences=frozenset(effective.licences),
         permissions={
             "training": bool(effective.permissions.get("training")),

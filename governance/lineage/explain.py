@@ -27,6 +27,8 @@ class EffectiveFacts:
     - ``status``: active, quarantined, revoked or expired; ``quarantined`` is
       True for anything but active (deny use).
     - ``pii_types``, ``owners``, ``licences``: unions over the asset and its upstream.
+    - ``pii_scan_incomplete``: the teams owning data upstream whose PII scan is
+      not complete (unscanned, running or failed); empty when every scan is done.
     - ``allowed_purposes``, ``residency_regions``: intersections; ``None`` when
       nothing upstream restricts them.
     - ``permissions``: training / commercial_use (permitted only if every
@@ -47,6 +49,7 @@ class EffectiveFacts:
     status: str
     quarantined: bool
     pii_types: frozenset[str]
+    pii_scan_incomplete: frozenset[str]
     owners: frozenset[str]
     licences: frozenset[str]
     allowed_purposes: frozenset[str] | None
@@ -66,6 +69,7 @@ class EffectiveFacts:
             "quarantined": self.quarantined,
             "status_note": self.status_note,
             "pii_types": sorted(self.pii_types),
+            "pii_scan_incomplete": sorted(self.pii_scan_incomplete),
             "owners": sorted(self.owners),
             "licences": sorted(self.licences),
             "allowed_purposes": None if self.allowed_purposes is None else sorted(self.allowed_purposes),
@@ -120,6 +124,7 @@ def effective_facts(
         quarantined=status != "active",
         status_note=note,
         pii_types=frozenset(summary["pii_types"]),
+        pii_scan_incomplete=frozenset(summary.get("pii_scan_incomplete") or ()),
         owners=frozenset(summary["owners"]),
         licences=frozenset(summary["licences"]),
         allowed_purposes=optional(summary["allowed_purposes"]),
@@ -200,6 +205,10 @@ def explain_facts(node: LineageNode) -> dict[str, Any]:
     ]
     explained: dict[str, Any] = {
         "pii_types": [{"value": v, "because": describe("PII:", v, "pii_types", v)} for v in sorted(eff["pii_types"])],
+        "pii_scan_incomplete": [
+            {"value": v, "because": describe("PII scan incomplete: data of ", v, "pii_scan_incomplete", v)}
+            for v in sorted(eff.get("pii_scan_incomplete", {}))
+        ],
         "owners": [{"value": v, "because": describe("owner:", v, "owners", v)} for v in sorted(eff["owners"])],
         "licences": licences,
     }

@@ -8,6 +8,8 @@ table in DESIGN.md:
 fact                         rule over parents
 ===========================  =============================================
 PII entity types             union (a redaction edge stops the types it removed)
+PII scan incomplete          union (the owning teams of data upstream whose
+                             PII scan is unscanned, running or failed)
 licences                     union of terms; permissions most restrictive
 owners                       union
 allowed purposes             intersection
@@ -33,7 +35,7 @@ from typing import Any
 from governance.models.lineage import OWN_STATUSES, PROPAGATING_RELATIONS, AssetKind
 from pedigree.errors import InvalidInput
 
-UNION_FACTS = ("pii_types", "owners", "licences")
+UNION_FACTS = ("pii_types", "owners", "licences", "pii_scan_incomplete")
 CONSTRAINT_FACTS = ("allowed_purposes", "residency_regions")
 ALL_PII = "*"
 ANYWHERE = "global"  # the residency region that means "anywhere"
@@ -102,6 +104,10 @@ class OwnFacts:
     status: str = "active"
     status_reason: str = ""
     pii_types: tuple[str, ...] = ()
+    # The owning team, when this is data whose PII scan is not complete (no
+    # completed scan, one running, or the latest failed): nobody knows what
+    # personal data it holds, so what is made from it inherits that.
+    pii_scan_incomplete: tuple[str, ...] = ()
     licences: tuple[LicenceTerms, ...] = ()
     owners: tuple[str, ...] = ()
     allowed_purposes: tuple[str, ...] | None = None
@@ -118,6 +124,7 @@ class OwnFacts:
             "status": self.status,
             "status_reason": self.status_reason,
             "pii_types": sorted(set(self.pii_types)),
+            "pii_scan_incomplete": sorted(set(self.pii_scan_incomplete)),
             "licences": [terms.as_json() for terms in sorted(set(self.licences), key=lambda t: t.key)],
             "owners": sorted(set(self.owners)),
             "allowed_purposes": None if self.allowed_purposes is None else sorted(set(self.allowed_purposes)),
@@ -128,7 +135,8 @@ class OwnFacts:
     def from_json(cls, data: Mapping[str, Any]) -> OwnFacts:
         """Build own facts from plain JSON (as another app or an API client gives them)."""
         unknown = set(data) - {
-            "status", "status_reason", "pii_types", "licences", "owners", "allowed_purposes", "residency_regions",
+            "status", "status_reason", "pii_types", "pii_scan_incomplete", "licences", "owners", "allowed_purposes",
+            "residency_regions",
         }
         if unknown:
             raise InvalidInput(f"unknown fact {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
@@ -141,6 +149,7 @@ class OwnFacts:
             status=str(data.get("status", "active")),
             status_reason=str(data.get("status_reason", "")),
             pii_types=tuple(str(item) for item in data.get("pii_types", ())),
+            pii_scan_incomplete=tuple(str(item) for item in data.get("pii_scan_incomplete", ())),
             licences=tuple(
                 item if isinstance(item, LicenceTerms) else LicenceTerms.from_json(item)
                 for item in data.get("licences", ())
@@ -197,7 +206,7 @@ def _removed(value: str, removes: Sequence[str]) -> bool:
     return ALL_PII in removes or value in removes
 
 
-CATEGORIES = ("pii_types", "owners", "licences", "allowed_purposes", "residency_regions", "quarantine")
+CATEGORIES = ("pii_types", "pii_scan_incomplete", "owners", "licences", "allowed_purposes", "residency_regions", "quarantine")
 # Stored blocks that belong to a category besides its own name.
 _COMPANIONS = {"licences": ("licence_terms",), "quarantine": ("excepted",)}
 
@@ -253,6 +262,9 @@ def combine(
     if "owners" in wanted:
         for value in own.get("owners", ()):
             _offer(result["owners"], value, me, None, 0)
+    if "pii_scan_incomplete" in wanted:
+        for value in own.get("pii_scan_incomplete", ()):
+            _offer(result["pii_scan_incomplete"], value, me, None, 0)
     if "licences" in wanted:
         for raw in own.get("licences", ()):
             terms = LicenceTerms.from_json(raw)
@@ -323,6 +335,7 @@ def combine(
 
 _SUMMARY_PARTS = {
     "pii_types": ("pii_types",),
+    "pii_scan_incomplete": ("pii_scan_incomplete",),
     "owners": ("owners",),
     "licences": ("licences", "permissions", "obligations", "conflicts"),
     "allowed_purposes": ("allowed_purposes",),
@@ -362,6 +375,8 @@ def summarise(
                 summary[name] = previous.get(name)
     if "pii_types" in parts:
         summary["pii_types"] = sorted(effective["pii_types"])
+    if "pii_scan_incomplete" in parts:
+        summary["pii_scan_incomplete"] = sorted(effective.get("pii_scan_incomplete", {}))
     if "owners" in parts:
         summary["owners"] = sorted(effective["owners"])
     if "licences" in parts:
@@ -394,7 +409,7 @@ def summarise(
         summary["quarantined"] = effective["status"] != "active"
         summary["exceptions_expire_at"] = min(expiries) if expiries else None
     return {name: summary[name] for name in (
-        "status", "quarantined", "pii_types", "owners", "licences", "allowed_purposes", "residency_regions",
+        "status", "quarantined", "pii_types", "pii_scan_incomplete", "owners", "licences", "allowed_purposes", "residency_regions",
         "permissions", "obligations", "conflicts", "exceptions_expire_at",
     )}
 

@@ -17,6 +17,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
+from governance.choices import PII_SCAN_INCOMPLETE
 from governance.lineage import graph
 from governance.lineage.facts import LicenceTerms, OwnFacts
 from governance.lineage.propagation import RefreshResult, lock_graph, refresh
@@ -48,11 +49,19 @@ ACTION_REDACTION_RECORDED = "lineage.redaction_recorded"
 
 
 def dataset_version_facts(version: DatasetVersion) -> OwnFacts:
-    """A dataset version's own facts, read from its governance fields."""
+    """A dataset version's own facts, read from its governance fields.
+
+    A version whose PII scan is not complete (unscanned, scanning, scan
+    failed) declares "PII scan incomplete" for its owning team: everything
+    made from it inherits that, and the shipped policies deny training on it
+    and serving models made from it (``policies/pii_scan.cedar``).
+    """
+    owner = version.dataset.owner_group.name
     return OwnFacts(
         status=version.status,
         status_reason=version.status_reason,
         pii_types=tuple(version.pii_types or ()),
+        pii_scan_incomplete=(owner,) if version.pii_status in PII_SCAN_INCOMPLETE else (),
         licences=(
             LicenceTerms(
                 id=version.licence,
@@ -63,7 +72,7 @@ def dataset_version_facts(version: DatasetVersion) -> OwnFacts:
                 holder=version.copyright_holder,
             ),
         ),
-        owners=(version.dataset.owner_group.name,),
+        owners=(owner,),
         allowed_purposes=tuple(version.allowed_purposes or ()),
         residency_regions=tuple(version.residency_regions or ()),
     )

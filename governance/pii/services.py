@@ -576,6 +576,12 @@ def do_request_redaction(
     return redaction
 
 
+def _enqueue_redaction(redaction_id: int) -> None:
+    from governance.tasks import redact_dataset_version
+
+    transaction.on_commit(lambda: redact_dataset_version.delay(redaction_id))
+
+
 def claim_redaction(redaction_id: int, *, worker: str = "") -> PiiRedaction | None:
     """Claim a queued redaction (or a running one whose worker died) for this worker.
 
@@ -652,10 +658,8 @@ def do_recover_stale_redactions(*, now: dt.datetime | None = None) -> list[PiiRe
                 attempts=redaction.attempts,
             )
         else:
-            from governance.tasks import redact_dataset_version
-
             with transaction.atomic(durable=True):
-                transaction.on_commit(lambda pk=redaction.pk: redact_dataset_version.delay(pk))
+                _enqueue_redaction(redaction.pk)
         redaction.refresh_from_db()
         recovered.append(redaction)
     return recovered

@@ -121,7 +121,7 @@ def test_a_redaction_killed_mid_way_is_recovered_by_another_worker(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             row = PiiRedaction.objects.get(pk=redaction.pk)
-            if row.status == PiiJobStatus.RUNNING and row.heartbeat_at and row.heartbeat_at > row.started_at:
+            if row.status == PiiJobStatus.RUNNING and row.heartbeat_at and row.started_at and row.heartbeat_at > row.started_at:
                 break  # it is redacting (a heartbeat after the claim)
             assert worker.poll() is None, "the redaction finished before it could be killed"
             time.sleep(0.2)

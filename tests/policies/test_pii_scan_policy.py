@@ -111,6 +111,23 @@ def test_a_failed_scan_is_incomplete_even_after_an_earlier_one_completed(
 # --- The shipped policies ---------------------------------------------------------------
 
 
+def test_a_consumer_cleared_only_for_person_may_not_call_a_model_on_data_whose_scan_found_emails_and_phones(
+    claims_dataset: Any, make_version: Any, alice: Any
+) -> None:
+    version = make_version(
+        claims_dataset,
+        jsonl_bytes("Write to maria.garcia@example.com or call 212-555-0187 about the claim."),
+        allowed_purposes=["support"], residency_regions=["us"],
+    )
+    scan_now(version, actor=alice)  # no steward has reviewed anything
+    reference = _endpoint_on(version)
+    person_only = Consumer.objects.create(name="person-only", pii_clearances=["PERSON"], purposes=["support"], region="us")
+    decision = services.decide(person_only, "endpoint.invoke", find_resource("Endpoint", reference))
+    assert decision.outcome == "deny" and list(decision.policies) == ["pii-clearance"]
+    assert "EMAIL_ADDRESS" in decision.reason and "PHONE_NUMBER" in decision.reason
+
+
+
 def test_nobody_may_train_on_an_unscanned_version_not_even_its_steward(
     claims_dataset: Any, make_version: Any, alice: Any
 ) -> None:

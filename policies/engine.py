@@ -418,7 +418,10 @@ class ResourceFacts(NamedTuple):
     endpoints build it from their lineage. ``origins`` says where an inherited
     fact comes from, keyed ``"<fact>:<value>"`` (e.g. ``"pii_types:US_SSN"`` ->
     ``("claims-2024 v2",)``), so reasons can name the upstream data;
-    ``derived_verb`` phrases that link ("was trained on").
+    ``derived_verb`` phrases that link ("was trained on"). ``valid_until``
+    (seconds since the epoch) is the instant at which time alone changes
+    these facts (an expiry, a lapsing quarantine exception): a decision on
+    them ends there, and facts read before it are stale after it.
     """
 
     kind: str
@@ -436,6 +439,7 @@ class ResourceFacts(NamedTuple):
     facts_version: int | None = None
     origins: Mapping[str, tuple[str, ...]] = _NO_MAPPING
     derived_verb: str = "was trained on"
+    valid_until: float | None = None
 
     def to_entity(self) -> dict[str, Any]:
         """The Cedar entity (JSON form) for this resource."""
@@ -509,6 +513,9 @@ def resource_from_data(data: Mapping[str, Any]) -> ResourceFacts:
         )
     values["permissions"] = {name: bool(permissions.get(name, False)) for name in PERMISSION_NAMES}
     values["origins"] = {key: tuple(labels) for key, labels in (values.get("origins") or {}).items()}
+    until = values.get("valid_until")
+    if until is not None and (isinstance(until, bool) or not isinstance(until, int | float)):
+        raise InvalidInput("resource.valid_until must be seconds since the epoch, or null", field="resource.valid_until")
     return ResourceFacts(**values)
 
 

@@ -21,6 +21,7 @@ from governance.lineage import graph
 from governance.lineage.facts import LicenceTerms, OwnFacts
 from governance.lineage.propagation import RefreshResult, lock_graph, refresh
 from governance.lineage.queries import walk
+from governance.lineage.status import expiry_instant
 from governance.models import DatasetVersion
 from governance.models.audit import record_audit_event
 from governance.models.lineage import (
@@ -66,6 +67,7 @@ def dataset_version_facts(version: DatasetVersion) -> OwnFacts:
         owners=(version.dataset.owner_group.name,),
         allowed_purposes=tuple(version.allowed_purposes or ()),
         residency_regions=tuple(version.residency_regions or ()),
+        expires_at=expiry_instant(version.expires_at).isoformat() if version.expires_at else None,
     )
 
 

@@ -20,7 +20,8 @@ def claims_v1(claims_dataset: Any, make_version: Any) -> Any:
     """claims-2024 v1: PERSON and US_SSN, fraud prevention only, US only."""
     version = make_version(claims_dataset, allowed_purposes=["fraud_prevention"], residency_regions=["us"])
     version.pii_types = ["PERSON", "US_SSN"]
-    version.save(update_fields=["pii_types"])
+    version.facts_version += 1  # as the PII review does: the lineage reads the new facts
+    version.save(update_fields=["pii_types", "facts_version"])
     return version
 
 

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from governance.choices import ConsentBasis, DataFormat
 from governance.licences import get_licence
+from governance.lineage.status import dataset_version_status
 from governance.models import AuditEvent, Dataset, DatasetVersion
 from governance.services import PERMISSION_NAMES, GovernanceInput
 
@@ -151,6 +152,10 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
     licence_name = serializers.SerializerMethodField()
     permissions = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField(
+        help_text="The effective status: active, revoked, expired (from the instant its expiry date passes) "
+        "or quarantined (by a revoked or expired original upstream), as the policies see it."
+    )
 
     class Meta:
         model = DatasetVersion
@@ -191,6 +196,9 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
             "links",
         ]
         read_only_fields = fields
+
+    def get_status(self, version: DatasetVersion) -> str:
+        return dataset_version_status(version)
 
     def get_derived_from(self, version: DatasetVersion) -> str | None:
         return version.derived_from.label if version.derived_from_id else None  # type: ignore[union-attr]

@@ -139,9 +139,8 @@ def dataset_version_status(version: Any, *, now: dt.datetime | None = None) -> s
 
 def with_lineage_status(queryset: Any) -> Any:
     """Annotate dataset versions with their lineage node's stored status (for lists)."""
-    from django.db.models import OuterRef, Subquery
+    from django.db.models import CharField, OuterRef, Subquery
     from django.db.models.functions import Cast
-    from django.db.models import CharField
 
     from governance.models.lineage import AssetKind, LineageNode
 

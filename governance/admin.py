@@ -22,10 +22,10 @@ from django.utils.html import format_html, format_html_join
 from governance import services
 from governance.choices import ConsentBasis, Purpose, Region
 from governance.licences import all_licences
-from governance.lineage.status import dataset_version_status, with_lineage_status
 from governance.lineage.admin import (
     lineage_panel_for_dataset_version,  # also registers lineage admin
 )
+from governance.lineage.status import dataset_version_status, with_lineage_status
 from governance.models import AuditEvent, Dataset, DatasetVersion
 from governance.pii import admin as pii_admin  # noqa: F401  (registers the PII scan pages)
 from pedigree.admin import ReadOnlyModelAdmin, ServiceBackedModelAdmin

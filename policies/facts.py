@@ -296,6 +296,22 @@ def facts_from_lineage(effective: Any, kind: str) -> ResourceFacts:
     )
 
 
+def facts_for_lineage_asset(kind: str, reference: str, *, explain: bool = False) -> ResourceFacts:
+    """The facts of a model version or endpoint recorded in the lineage graph, read now.
+
+    What a serving request reads per call (one query): the asset's stored
+    effective facts, with the time-bound ones applied. ``explain`` adds the
+    upstream assets that reasons name (a walk of the ancestors); without it a
+    denial names the endpoint and the facts, not where they came from.
+    """
+    from governance.lineage import effective_facts
+
+    policy_kind = {"model_version": "ModelVersion", "endpoint": "Endpoint"}.get(kind)
+    if policy_kind is None:
+        raise InvalidInput(f"{kind!r} is not a lineage asset the policies decide on: use model_version or endpoint", field="kind")
+    return facts_from_lineage(effective_facts(kind, reference, explain=explain), policy_kind)
+
+
 def _regions_from_lineage(combined: Any, constraints: Any) -> frozenset[str]:
     """Where an asset may be served, with "global" meaning anywhere.
 

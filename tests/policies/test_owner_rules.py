@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import pytest
 
-from policies.engine import DecisionRequest, Evaluator, PrincipalFacts, ResourceFacts, compile_policies
+from policies.engine import (
+    DecisionRequest,
+    Evaluator,
+    PrincipalFacts,
+    ResourceFacts,
+    compile_policies,
+)
 from tests.policies.test_loading import problems_for, shipped_sources
 
 FILE = "owners/claims-team.cedar"

@@ -138,13 +138,21 @@ def sync_stale_dataset_versions() -> list[int]:
     The safety net under the hooks: anything that changed a version's facts
     (and bumped ``facts_version``) without calling the hook is caught here.
     """
-    synced = dict(
-        LineageNode.objects.filter(kind=AssetKind.DATASET_VERSION).values_list("reference", "source_version")
-    )
+    synced = {
+        reference: (source_version, own_expiry)
+        for reference, source_version, own_expiry in LineageNode.objects.filter(
+            kind=AssetKind.DATASET_VERSION
+        ).values_list("reference", "source_version", "own_facts__expires_at")
+    }
+    # A node synced before expiry instants were facts lacks its version's
+    # expiry: re-sync it too, so the instant reaches what is downstream.
     stale = [
         pk
-        for pk, facts_version in DatasetVersion.objects.order_by("pk").values_list("pk", "facts_version")
-        if synced.get(str(pk)) != facts_version
+        for pk, facts_version, expires_at in DatasetVersion.objects.order_by("pk").values_list(
+            "pk", "facts_version", "expires_at"
+        )
+        if synced.get(str(pk), (None, None))[0] != facts_version
+        or (expires_at is not None and synced[str(pk)][1] is None)
     ]
     for pk in stale:
         with transaction.atomic():

@@ -20,8 +20,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from governance.lineage import graph
-from governance.lineage.services import do_grant_quarantine_exception, do_record_redaction
+from governance.lineage.services import (
+    do_grant_quarantine_exception,
+    do_record_redaction,
+    sync_stale_dataset_versions,
+)
 from governance.lineage.status import expiry_instant
+from governance.models import LineageNode
 from governance.services import (
     do_open_dataset_version,
     do_revoke_dataset_version,
@@ -221,3 +226,18 @@ def test_a_version_reads_expired_from_the_instant_its_expiry_date_passes(
         assert [client.get(url.format(n)).json()["status"] for n in (1, 2)] == ["expired", "quarantined"]
         decision = services.decide(alice, "dataset.read", redacted["copy"])
         assert (decision.allowed, decision.policies) == (False, ("quarantine",))
+
+
+def test_the_hourly_pass_brings_an_expiry_recorded_before_it_was_a_fact_to_the_models(
+    alice: Any, redacted: dict[str, Any]
+) -> None:
+    expires_on = timezone.localdate() + dt.timedelta(days=3)
+    do_update_version_governance(
+        actor=alice, version=redacted["original"], changes={"expires_at": expires_on}, reason="contract ends"
+    )
+    node = graph.node_for_dataset_version(redacted["original"])
+    own = {key: value for key, value in node.own_facts.items() if key != "expires_at"}
+    LineageNode.objects.filter(pk=node.pk).update(own_facts=own)  # as a node synced by the previous release
+    assert sync_stale_dataset_versions() == [redacted["original"].pk]
+    endpoint = find_resource("Endpoint", redacted["endpoint"].reference)
+    assert endpoint.valid_until == expiry_instant(expires_on).timestamp()

@@ -6,12 +6,14 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.choices import ConsentBasis, DataFormat
 from governance.licences import get_licence
 from governance.lineage.status import dataset_version_status
 from governance.models import AuditEvent, Dataset, DatasetVersion
+from governance.models.lineage import LineageStatus
 from governance.services import PERMISSION_NAMES, GovernanceInput
 
 
@@ -197,6 +199,7 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(serializers.ChoiceField(choices=LineageStatus.choices))
     def get_status(self, version: DatasetVersion) -> str:
         return dataset_version_status(version)
 

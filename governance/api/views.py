@@ -20,6 +20,7 @@ from governance import services
 from governance.api import serializers as s
 from governance.filtersets import DatasetFilterSet, DatasetVersionFilterSet
 from governance.licences import all_licences
+from governance.lineage.status import with_lineage_status
 from governance.models import AuditEvent, Dataset, DatasetVersion
 from pedigree.errors import InvalidInput
 
@@ -86,9 +87,10 @@ class DatasetViewSet(
 
 
 def _version_queryset(user: Any) -> QuerySet[DatasetVersion]:
-    return DatasetVersion.objects.filter(dataset__in=Dataset.objects.restrict(user, "view")).select_related(
+    versions = DatasetVersion.objects.filter(dataset__in=Dataset.objects.restrict(user, "view")).select_related(
         "dataset", "created_by", "status_changed_by", "derived_from__dataset"
     )
+    return with_lineage_status(versions)  # the effective status, in the same query
 
 
 class DatasetVersionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -22,6 +22,7 @@ from governance.lineage import graph
 from governance.lineage.facts import LicenceTerms, OwnFacts
 from governance.lineage.propagation import RefreshResult, lock_graph, refresh
 from governance.lineage.queries import walk
+from governance.lineage.status import expiry_instant
 from governance.models import DatasetVersion
 from governance.models.audit import record_audit_event
 from governance.models.lineage import (
@@ -75,6 +76,7 @@ def dataset_version_facts(version: DatasetVersion) -> OwnFacts:
         owners=(owner,),
         allowed_purposes=tuple(version.allowed_purposes or ()),
         residency_regions=tuple(version.residency_regions or ()),
+        expires_at=expiry_instant(version.expires_at).isoformat() if version.expires_at else None,
     )
 
 
@@ -145,13 +147,21 @@ def sync_stale_dataset_versions() -> list[int]:
     The safety net under the hooks: anything that changed a version's facts
     (and bumped ``facts_version``) without calling the hook is caught here.
     """
-    synced = dict(
-        LineageNode.objects.filter(kind=AssetKind.DATASET_VERSION).values_list("reference", "source_version")
-    )
+    synced = {
+        reference: (source_version, own_expiry)
+        for reference, source_version, own_expiry in LineageNode.objects.filter(
+            kind=AssetKind.DATASET_VERSION
+        ).values_list("reference", "source_version", "own_facts__expires_at")
+    }
+    # A node synced before expiry instants were facts lacks its version's
+    # expiry: re-sync it too, so the instant reaches what is downstream.
     stale = [
         pk
-        for pk, facts_version in DatasetVersion.objects.order_by("pk").values_list("pk", "facts_version")
-        if synced.get(str(pk)) != facts_version
+        for pk, facts_version, expires_at in DatasetVersion.objects.order_by("pk").values_list(
+            "pk", "facts_version", "expires_at"
+        )
+        if synced.get(str(pk), (None, None))[0] != facts_version
+        or (expires_at is not None and synced[str(pk)][1] is None)
     ]
     for pk in stale:
         with transaction.atomic():

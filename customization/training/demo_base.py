@@ -149,7 +149,7 @@ def build_demo_base(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(loss.item())
         step += 1
         if log is not None and step % 50 == 0:
             log(f"step {step} loss {sum(losses[-50:]) / len(losses[-50:]):.3f} "

@@ -526,6 +526,7 @@ def _train(
         return result
 
     eval_loss = evaluate(model, data.eval_batches, dist, autocast)
+    weight_digests = _gather_weight_digests(trainable, dist)
     samples = generate_samples(model, tokenizer, data.eval_records, config, dist.device) if dist.is_main else []
     if dist.is_main:
         model_dir = out / MODEL_DIR
@@ -544,6 +545,7 @@ def _train(
         "seconds": time.perf_counter() - started,
         "parameters": parameters,
         "trainable_parameters": sum(p.numel() for p in trainable),
+        "rank_weight_digests": weight_digests,
     }
     result.samples = samples
     if dist.is_main:
@@ -552,6 +554,18 @@ def _train(
     if dist.world_size > 1:
         torch.distributed.barrier()
     return result
+
+
+def _gather_weight_digests(trainable: list[torch.nn.Parameter], dist: Distributed) -> list[str]:
+    """sha256 of each rank's trainable weights (all equal when data parallelism kept them in step)."""
+    digest = hashlib.sha256()
+    for param in trainable:
+        digest.update(param.detach().to("cpu").contiguous().numpy().tobytes())
+    if dist.world_size == 1:
+        return [digest.hexdigest()]
+    gathered: list[Any] = [None] * dist.world_size
+    torch.distributed.all_gather_object(gathered, digest.hexdigest())
+    return [str(d) for d in gathered]
 
 
 # --- samples ---------------------------------------------------------------------

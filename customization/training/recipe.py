@@ -483,7 +483,7 @@ def _train(
                 # DDP averages gradients over ranks: scale back up so a step's gradient is
                 # the mean over all its loss tokens wherever they ran.
                 (loss_sum * (weight * dist.world_size / max(1, loss_tokens))).backward()
-            local_loss += float(loss_sum) * weight
+            local_loss += loss_sum.item() * weight
         lr = optimizer.param_groups[0]["lr"]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(
             trainable, config.max_grad_norm if config.max_grad_norm > 0 else float("inf")

@@ -19,8 +19,6 @@ import sys
 from pathlib import Path
 
 from customization.training.config import ConfigError, TrainingConfig
-from customization.training.data import DataError
-from customization.training.recipe import TrainingError, train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,20 +34,32 @@ def main(argv: list[str] | None = None) -> int:
     cancel_file = Path(args.cancel_file) if args.cancel_file else None
     try:
         config = TrainingConfig.from_json_file(args.config)
+    except ConfigError as error:
+        return _fail(out, rank, error)
+    # imported only now: a bad configuration is refused without loading torch
+    from customization.training.data import DataError
+    from customization.training.recipe import TrainingError, train
+
+    try:
         result = train(
             config, out, resume=not args.no_resume,
             should_cancel=(lambda: cancel_file.exists()) if cancel_file else None,
         )
     except (ConfigError, DataError, TrainingError) as error:
-        if rank == 0:
-            out.mkdir(parents=True, exist_ok=True)
-            kind = type(error).__name__
-            (out / "error.json").write_text(json.dumps({"error": kind, "message": str(error)}))
-            print(f"{kind}: {error}", file=sys.stderr)
-        return 2
+        return _fail(out, rank, error)
     if rank == 0:
         print(json.dumps(result.to_dict(), sort_keys=True))
     return 0
+
+
+def _fail(out: Path, rank: int, error: Exception) -> int:
+    """Report a deterministic failure (bad configuration or data) and return exit status 2."""
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        kind = type(error).__name__
+        (out / "error.json").write_text(json.dumps({"error": kind, "message": str(error)}))
+        print(f"{kind}: {error}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -142,7 +142,13 @@ def run_trainer(setup: dict[str, Any], out: Path) -> dict[str, Any]:
     """One epoch through transformers.Trainer + peft, padded to the longest record per batch."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
 
     from customization.training.config import DataSource
     from customization.training.data import read_records, tokenize_records

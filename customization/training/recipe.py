@@ -159,7 +159,7 @@ def load_base(config: TrainingConfig, device: torch.device) -> tuple[Any, Any]:
     model = AutoModelForCausalLM.from_pretrained(
         str(path), dtype=torch.float32, attn_implementation=config.attn_implementation, local_files_only=True
     )
-    model.to(device)
+    model = model.to(device)  # type: ignore[arg-type]
     return model, tokenizer
 
 
@@ -173,7 +173,7 @@ def apply_method(model: Any, config: TrainingConfig) -> Any:
 
     lora = LoraConfig(
         r=config.lora_r,
-        lora_alpha=float(config.lora_alpha),
+        lora_alpha=float(config.lora_alpha),  # type: ignore[arg-type]  # peft accepts floats
         lora_dropout=config.lora_dropout,
         target_modules=list(config.target_modules),
         fan_in_fan_out=config.fan_in_fan_out(model.config.model_type),

@@ -115,6 +115,7 @@ def test_packing_adds_no_padding_and_restarts_positions_per_example() -> None:
     rows = pack(examples, batch_tokens=12)
     assert [row.real_tokens for row in rows] == [8, 9, 9]
     assert sum(row.input_ids.numel() for row in rows) == sum(len(e.input_ids) for e in examples)
+    assert rows[0].position_ids is not None
     assert rows[0].position_ids.tolist() == [[0, 1, 2, 3, 4, 0, 1, 2]]
     assert rows[0].labels[0, 5].item() == IGNORE_INDEX  # never predict across the boundary
     assert all(row.attention_mask is None for row in rows)

@@ -374,6 +374,10 @@ def train(
     safetensors) and ``<out>/result.json``.
     """
     out = Path(out_dir)
+    if resume:
+        finished = finished_result(config, out)
+        if finished is not None:  # a re-delivered job that already ran to the end
+            return finished
     dist = setup_distributed()
     own_logger = logger is None
     if not dist.is_main:
@@ -389,6 +393,18 @@ def train(
             torch.distributed.destroy_process_group()
 
 
+def finished_result(config: TrainingConfig, out_dir: str | Path) -> RunResult | None:
+    """The stored result of a run of this same configuration that already succeeded in `out_dir`."""
+    path = Path(out_dir) / RESULT_FILE
+    if not path.is_file():
+        return None
+    stored = json.loads(path.read_text())
+    if stored.get("status") != "succeeded" or stored.get("requested_config") != config.to_dict():
+        return None
+    stored.pop("requested_config")
+    return RunResult(**stored)
+
+
 def _train(
     config: TrainingConfig,
     out: Path,
@@ -400,6 +416,7 @@ def _train(
 ) -> RunResult:
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
+    requested = config.to_dict()
     _rng_seed_all(config.seed)
     model, tokenizer = load_base(config, dist.device)
     cuda = dist.device.type == "cuda"
@@ -510,7 +527,9 @@ def _train(
         if config.checkpoint_every and step % config.checkpoint_every == 0:
             path = checkpointing.save_checkpoint(
                 out, step=step, model=model, optimizer=optimizer, scheduler=scheduler,
-                state={**state, "last_loss": last_loss, "tokens_seen": tokens_seen},
+                state={**state, "last_loss": last_loss, "tokens_seen": tokens_seen,
+                       "data_position": {"epoch": step // per_epoch, "step_in_epoch": step % per_epoch,
+                                         "micro_batches_per_step": config.gradient_accumulation * dist.world_size}},
                 rank=dist.rank, world_size=dist.world_size, keep=config.keep_checkpoints,
             )
             logger.log({"type": "checkpoint", "step": step, "path": str(path)})
@@ -549,7 +568,8 @@ def _train(
     }
     result.samples = samples
     if dist.is_main:
-        (out / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=1, sort_keys=True))
+        stored = {**result.to_dict(), "requested_config": requested}
+        (out / RESULT_FILE).write_text(json.dumps(stored, indent=1, sort_keys=True))
     logger.log({"type": "done", "step": step, **{k: v for k, v in result.metrics.items()}})
     if dist.world_size > 1:
         torch.distributed.barrier()

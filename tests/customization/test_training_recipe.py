@@ -106,6 +106,19 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_final_weights(
         assert torch.equal(whole_weights[name], resumed_weights[name]), name
     assert resumed.metrics["eval_loss"] == whole.metrics["eval_loss"]
     assert resumed.metrics["base_eval_loss"] == whole.metrics["base_eval_loss"]
+    state = json.loads((tmp_path / "killed" / "checkpoints" / "step-00000006" / "state.json").read_text())
+    assert state["step"] == 6 and state["data_position"]["micro_batches_per_step"] == 2
+
+
+def test_a_finished_run_delivered_again_returns_its_result_without_training(
+    tiny_base: Path, support_data: Path, tmp_path: Path
+) -> None:
+    config = _config(tiny_base, support_data, max_steps=2, sample_prompts=0)
+    first = train(config, tmp_path / "run")
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().count("\n")
+    again = train(config, tmp_path / "run")
+    assert again == first
+    assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") == lines  # no step ran
 
 
 def test_cancel_stops_at_the_next_step_and_keeps_the_last_checkpoint(

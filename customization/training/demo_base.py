@@ -49,7 +49,7 @@ SIZES: dict[str, dict[str, Any]] = {
              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
              "seq_len": 64, "batch_size": 8, "learning_rate": 3e-3},
 }
-SAMPLE_PROMPTS = ["Once upon a time", "How to make a cup of tea.", "Dear claims team, I am writing to report",
+SAMPLE_PROMPTS = ["It was raining softly when", "How to make a cup of tea.", "Dear claims team, I am writing to report",
                   "Agent: Hello, my name is"]
 
 

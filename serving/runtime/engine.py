@@ -15,6 +15,7 @@ Nothing here imports Django.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import queue
 import shutil
@@ -22,6 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -141,6 +143,9 @@ class Engine:
         self.max_model_len = int(max_model_len or config_len)
         if self.max_model_len > config_len:
             raise ValueError(f"--max-model-len {self.max_model_len} exceeds the model's {config_len}")
+        # transformers renamed the forward's cache argument (past_key_values -> cache).
+        forward_params = inspect.signature(self.model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in forward_params else "past_key_values"
         self.eos_ids = self._eos_ids()
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
@@ -430,6 +435,8 @@ class Engine:
             self.adapters.move_to_end(record.name)
         if record.resident:
             return True
+        # The staged copy is re-checked on every load, before anything is evicted for it.
+        verify_directory(record.staged_dir, record.digests)
         need = record.estimated_bytes
         while self._resident_bytes() + need > self.memory_budget_bytes:
             victims = [
@@ -438,7 +445,6 @@ class Engine:
             if not victims:
                 return False
             self._evict(min(victims, key=lambda r: r.last_used))
-        verify_directory(record.staged_dir, record.digests)  # the staged copy is re-checked on every load
         try:
             if self.peft_model is None:
                 from peft import PeftModel
@@ -475,7 +481,10 @@ class Engine:
                 logger.exception("could not remove the partly loaded adapter %s", name)
 
     def _evict(self, record: AdapterRecord) -> None:
-        self.peft_model.delete_adapter(record.name)
+        with warnings.catch_warnings():
+            # peft warns when the adapter it calls active goes; rows name their adapter anyway.
+            warnings.simplefilter("ignore", UserWarning)
+            self.peft_model.delete_adapter(record.name)
         record.resident = False
         record.resident_bytes = 0
         self.stats.adapter_evictions += 1
@@ -537,9 +546,9 @@ class Engine:
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
+            **{self._cache_kwarg: cache},
             **kwargs,
         )
         self.stats.steps += 1

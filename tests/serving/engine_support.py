@@ -291,3 +291,32 @@ class EngineProcess:
 def remove_tree(path: Path) -> None:
     """Remove a folder whose files may be read-only (staged adapters are)."""
     shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass
+class TinyModelSet:
+    """A tiny base, three LoRA adapters of it, and its tokenizer."""
+
+    base: Path
+    adapters: dict[str, Path]
+    tokenizer: Any
+
+
+def tiny_model_set(root: Path, adapters: int = 3) -> TinyModelSet:
+    """Build (once per ``root``) the tiny Llama and adapters a0..a{n-1}; reuse them after."""
+    from transformers import AutoTokenizer
+
+    folder = root / "engine-models"
+    names = [f"a{i}" for i in range(adapters)]
+    marker = folder / f".complete-{adapters}"
+    if not marker.exists():
+        remove_tree(folder)
+        build_tiny_llama(folder / "base")
+        for index, name in enumerate(names):
+            build_lora_adapter(folder / "base", folder / name, seed=100 + index)
+        marker.touch()
+    return TinyModelSet(
+        base=folder / "base",
+        adapters={name: folder / name for name in names},
+        tokenizer=AutoTokenizer.from_pretrained(folder / "base"),
+    )

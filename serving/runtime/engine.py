@@ -603,7 +603,8 @@ class Engine:
         # Columns that are padding in every remaining row can go.
         first = int(mask.any(dim=0).nonzero()[0].item())
         self._mask = mask[:, first:]
-        for layer in self._cache.layers:
+        for cache_layer in self._cache.layers:
+            layer: Any = cache_layer
             layer.keys = layer.keys.index_select(0, index)[:, :, first:, :]
             layer.values = layer.values.index_select(0, index)[:, :, first:, :]
 
@@ -653,7 +654,7 @@ class Engine:
             finish = "stop"
         else:
             seq.generated.append(token)
-        text = self.tokenizer.decode(seq.generated, skip_special_tokens=True)
+        text = str(self.tokenizer.decode(seq.generated, skip_special_tokens=True))
         if seq.params.stop:
             search_from = max(0, seq.sent_chars - max(len(s) for s in seq.params.stop))
             hits = [i for i in (text.find(s, search_from) for s in seq.params.stop) if i >= 0]

@@ -10,6 +10,7 @@ No network: nothing is downloaded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -136,7 +137,7 @@ def build_lora_adapter(base_dir: Path, directory: Path, *, seed: int, rank: int 
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(base, config)
-    model.save_pretrained(directory)
+    model.save_pretrained(str(directory))
     return directory
 
 
@@ -262,10 +263,8 @@ class EngineProcess:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=20)
         except (subprocess.TimeoutExpired, ProcessLookupError):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.process.wait(timeout=10)
 
     def load_adapter(self, name: str, path: Path, staging: Path) -> httpx.Response:

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.serving.engine_support import (
     EngineProcess,
@@ -124,9 +125,12 @@ def test_adapters_change_the_output(running: Running) -> None:
 
 
 def test_chat_goes_through_the_chat_template_and_equals_generate(running: Running) -> None:
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello! How can I"}]
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello! How can I"},
+    ]
     result = running.client.chat.completions.create(
-        model="a0", messages=messages, max_tokens=20, temperature=0  # type: ignore[arg-type]
+        model="a0", messages=messages, max_tokens=20, temperature=0
     )
     tokenizer = running.models.tokenizer
     rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -154,9 +158,9 @@ def test_streamed_completion_concatenates_to_the_greedy_text_and_ends_with_usage
 
 
 def test_streamed_chat_sends_role_then_content_deltas(running: Running) -> None:
-    messages = [{"role": "user", "content": "The quick brown fox"}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "The quick brown fox"}]
     stream = running.client.chat.completions.create(
-        model=SERVED, messages=messages, max_tokens=16, temperature=0, stream=True,  # type: ignore[arg-type]
+        model=SERVED, messages=messages, max_tokens=16, temperature=0, stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
@@ -164,7 +168,7 @@ def test_streamed_chat_sends_role_then_content_deltas(running: Running) -> None:
     assert with_choices[0].choices[0].delta.role == "assistant"
     streamed = "".join(c.choices[0].delta.content or "" for c in with_choices)
     whole = running.client.chat.completions.create(
-        model=SERVED, messages=messages, max_tokens=16, temperature=0  # type: ignore[arg-type]
+        model=SERVED, messages=messages, max_tokens=16, temperature=0
     )
     assert streamed == whole.choices[0].message.content
     assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens > 0

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -203,13 +204,14 @@ def test_loading_an_adapter_without_digests_is_refused_over_http(server: EngineP
 def test_bad_json_and_unsupported_options_are_a_400_naming_the_field(server: EngineProcess) -> None:
     bad_json = httpx.post(server.url + "/v1/completions", content=b"{not json", timeout=10)
     assert bad_json.status_code == 400 and "not valid JSON" in bad_json.json()["error"]["message"]
-    for body, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"model": "tiny", "prompt": "hi", "n": 2}, "n"),
         ({"model": "tiny", "prompt": "hi", "temperature": "hot"}, "temperature"),
         ({"model": "tiny", "prompt": "hi", "stop": [1]}, "stop"),
         ({"model": "tiny"}, "prompt"),
         ({"model": "tiny", "messages": []}, "messages"),
-    ]:
+    ]
+    for body, field in cases:
         path = "/v1/chat/completions" if "messages" in body else "/v1/completions"
         response = httpx.post(server.url + path, json=body, timeout=10)
         assert response.status_code == 400, body

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -224,6 +225,9 @@ def main() -> None:
     parser.add_argument("--skip-vllm", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
+    # A SIGTERM (timeout, Ctrl-C in a wrapper) unwinds like an exception, so the
+    # engines started here are stopped by their finally blocks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     figures: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-serving-engine-") as tmp:

@@ -35,7 +35,13 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
-from serving.runtime.errors import EngineError, EngineUnavailable, InvalidRequest, NotFound
+from serving.runtime.errors import (
+    EngineError,
+    EngineUnavailable,
+    GenerationFailed,
+    InvalidRequest,
+    NotFound,
+)
 from serving.runtime.verify import normalize_digests, stage_verified_adapter, verify_directory
 
 logger = logging.getLogger(__name__)
@@ -341,14 +347,30 @@ class Engine:
                             break
                     self._run_commands()
                     self._drop_cancelled()
-                    self._admit()
-                    if self._running:
-                        self._decode_step()
+                    try:
+                        self._admit()
+                        if self._running:
+                            self._decode_step()
+                    except Exception as exc:  # noqa: BLE001 - one bad step must not kill the engine
+                        self._step_failed(exc)
         except BaseException as exc:  # the engine is dead: say so to everyone waiting
             logger.exception("engine scheduler failed")
             self._failed = exc
         finally:
             self._fail_everything()
+
+    def _step_failed(self, exc: Exception) -> None:
+        """A forward pass raised: end the running requests with a 500, keep serving the rest."""
+        logger.exception("engine step failed; ending %d running requests", len(self._running), exc_info=exc)
+        error = GenerationFailed(f"generation failed: {exc}")
+        for seq in self._running:
+            self._emit_error(seq, error)
+        self._running, self._cache, self._mask = [], None, None
+
+    @property
+    def healthy(self) -> bool:
+        """False once the scheduler has died or is stopping (health checks say 503)."""
+        return self._thread.is_alive() and not self._stopping and self._failed is None
 
     def _fail_everything(self) -> None:
         error = EngineUnavailable("the engine stopped", status=503)
@@ -526,7 +548,12 @@ class Engine:
         with self._lock:
             for seq in admitted:
                 self._waiting.remove(seq)
-        self._prefill(admitted)
+        try:
+            self._prefill(admitted)
+        except Exception as exc:
+            for seq in admitted:
+                self._emit_error(seq, GenerationFailed(f"generation failed: {exc}"))
+            raise
 
     def _forward(
         self,

@@ -50,3 +50,10 @@ class EngineUnavailable(EngineError):
 
     status = 503
     error_type = "ServiceUnavailableError"
+
+
+class GenerationFailed(EngineError):
+    """A forward pass failed (out of memory, a broken adapter): the engine's fault, not the caller's (500)."""
+
+    status = 500
+    error_type = "InternalServerError"

@@ -271,3 +271,28 @@ def test_a_prompt_of_token_ids_is_accepted(server: EngineProcess, models: TinyMo
     assert by_ids.json()["choices"][0]["text"] == by_text.json()["choices"][0]["text"]
     out_of_vocab = httpx.post(server.url + "/v1/completions", json={"model": "tiny", "prompt": [10**6], "max_tokens": 2}, timeout=60)
     assert out_of_vocab.status_code == 400
+
+
+def test_a_failing_forward_pass_ends_its_requests_and_the_engine_keeps_serving(
+    models: TinyModelSet, tmp_path: Path
+) -> None:
+    engine = Engine(models.base, staging_root=tmp_path / "staging")
+    try:
+        ids = list(models.tokenizer(PROMPT)["input_ids"])
+        real_model = engine.model
+        calls = {"n": 0}
+
+        def broken_once(*args: Any, **kwargs: Any) -> Any:  # fault injection: one pass fails
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("simulated out of memory")
+            return real_model(*args, **kwargs)
+
+        engine.model = broken_once
+        failed = _generate(engine, ids, None).end()
+        assert failed.kind == "error" and failed.error is not None
+        assert failed.error.status == 500 and "simulated out of memory" in failed.error.message
+        assert engine.healthy
+        assert _generate(engine, ids, None).text() == _expected(models, ids, None)
+    finally:
+        engine.shutdown()

@@ -441,16 +441,18 @@ class Engine:
             self._evict(record)
         shutil.rmtree(record.staged_dir, ignore_errors=True)
 
-    def _in_use(self, name: str) -> bool:
-        return any(s.adapter == name for s in self._running)
+    def _in_use(self, name: str, pinned: frozenset[str] = frozenset()) -> bool:
+        return name in pinned or any(s.adapter == name for s in self._running)
 
     def _resident_bytes(self) -> int:
         return sum(r.resident_bytes for r in self.adapters.values() if r.resident)
 
-    def _make_resident(self, record: AdapterRecord) -> bool:
+    def _make_resident(self, record: AdapterRecord, pinned: frozenset[str] = frozenset()) -> bool:
         """Load ``record``'s weights, evicting idle adapters least-recently-used first.
 
-        False when the budget cannot be met because the others are all in use.
+        Adapters named in ``pinned`` (those of requests admitted in the same
+        step) count as in use. False when the budget cannot be met because the
+        others are all in use.
         """
         record.last_used = time.monotonic()
         with self._lock:
@@ -462,7 +464,7 @@ class Engine:
         need = record.estimated_bytes
         while self._resident_bytes() + need > self.memory_budget_bytes:
             victims = [
-                r for r in self.adapters.values() if r.resident and r is not record and not self._in_use(r.name)
+                r for r in self.adapters.values() if r.resident and r is not record and not self._in_use(r.name, pinned)
             ]
             if not victims:
                 return False
@@ -478,6 +480,9 @@ class Engine:
                 self.model = self.peft_model
             else:
                 self.peft_model.load_adapter(str(record.staged_dir), adapter_name=record.name, is_trainable=False)
+                if self.peft_model.active_adapter not in self.peft_model.peft_config:
+                    # The adapter peft calls active was evicted when no other was left.
+                    self.peft_model.set_adapter(record.name)
         except Exception as exc:
             self._discard_partial(record.name)
             raise InvalidRequest(
@@ -507,6 +512,9 @@ class Engine:
             # peft warns when the adapter it calls active goes; rows name their adapter anyway.
             warnings.simplefilter("ignore", UserWarning)
             self.peft_model.delete_adapter(record.name)
+            remaining = list(self.peft_model.peft_config)
+            if remaining and self.peft_model.active_adapter not in remaining:
+                self.peft_model.set_adapter(remaining[0])
         record.resident = False
         record.resident_bytes = 0
         self.stats.adapter_evictions += 1
@@ -535,7 +543,8 @@ class Engine:
                 if record is None:
                     continue  # unregistered meanwhile: _unregister answered it
                 try:
-                    if not self._make_resident(record):
+                    pinned = frozenset(s.adapter for s in admitted if s.adapter is not None)
+                    if not self._make_resident(record, pinned):
                         continue  # wait until an adapter in use finishes
                 except EngineError as exc:
                     self._emit_error(seq, exc)
@@ -564,12 +573,15 @@ class Engine:
         rows: list[Sequence],
     ) -> torch.Tensor:
         kwargs: dict[str, Any] = {}
-        if self.peft_model is not None:
+        model = self.base_model
+        if self.peft_model is not None and self.peft_model.peft_config:
+            model = self.peft_model
             names = [s.adapter or BASE_ADAPTER for s in rows]
             kwargs["adapter_names"] = names
             if len(set(names)) > 1:
                 self.stats.mixed_adapter_steps += 1
-        out = self.model(
+        # else: no adapter resident; the base's LoRA layers, if any, hold none and pass through.
+        out = model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,

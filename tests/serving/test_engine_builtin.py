@@ -103,6 +103,30 @@ def test_adapters_beyond_the_budget_evict_the_least_recently_used(models: TinyMo
     state = engine.snapshot()
     assert state["adapters"]["a1"]["resident"] and state["adapter_evictions"] == 2
     assert state["resident_adapter_bytes"] <= state["memory_budget_bytes"]
+    # With every adapter gone, the base (its LoRA layers empty) still answers like generate.
+    for name in ("a0", "a1", "a2"):
+        engine.unload_adapter(name)
+    assert engine.model_names() == [("tiny", None)]
+    assert _generate(engine, ids, None).text() == _expected(models, ids, None)
+
+
+def test_requests_for_more_adapters_than_fit_wait_their_turn(
+    models: TinyModelSet, adapter_bytes: int, tmp_path: Path
+) -> None:
+    engine = Engine(models.base, memory_budget_mb=1.5 * adapter_bytes / 2**20, staging_root=tmp_path / "staging")
+    try:
+        for name in ("a0", "a1"):
+            engine.load_adapter(name, str(models.adapters[name]), digests(models.adapters[name]))
+        ids = list(models.tokenizer(PROMPT)["input_ids"])
+        # Submitted together: the second must not evict the first's adapter under it.
+        sinks = [(name, _generate(engine, ids, name, 16)) for name in ("a0", "a1", "a0", "a1")]
+        for name, sink in sinks:
+            assert sink.text() == _expected(models, ids, name, 16)
+        state = engine.snapshot()
+        assert state["resident_adapter_bytes"] <= state["memory_budget_bytes"]
+        assert state["adapter_evictions"] >= 1
+    finally:
+        engine.shutdown()
 
 
 def test_a_staged_adapter_tampered_with_after_eviction_is_never_reloaded(
@@ -279,7 +303,7 @@ def test_a_failing_forward_pass_ends_its_requests_and_the_engine_keeps_serving(
     engine = Engine(models.base, staging_root=tmp_path / "staging")
     try:
         ids = list(models.tokenizer(PROMPT)["input_ids"])
-        real_model = engine.model
+        real_model = engine.base_model
         calls = {"n": 0}
 
         def broken_once(*args: Any, **kwargs: Any) -> Any:  # fault injection: one pass fails
@@ -288,7 +312,7 @@ def test_a_failing_forward_pass_ends_its_requests_and_the_engine_keeps_serving(
                 raise RuntimeError("simulated out of memory")
             return real_model(*args, **kwargs)
 
-        engine.model = broken_once
+        engine.base_model = broken_once
         failed = _generate(engine, ids, None).end()
         assert failed.kind == "error" and failed.error is not None
         assert failed.error.status == 500 and "simulated out of memory" in failed.error.message

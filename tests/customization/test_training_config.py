@@ -8,6 +8,8 @@ import pytest
 
 from customization.training.config import ConfigError, TrainingConfig
 
+pytestmark = pytest.mark.no_database
+
 
 def _base(**overrides: Any) -> dict[str, Any]:
     return {"base_model": "/models/base", "datasets": [{"path": "/data/a.jsonl", "weight": 2}], **overrides}

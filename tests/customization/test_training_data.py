@@ -24,6 +24,8 @@ from customization.training.recipe import token_loss_sum
 
 from .conftest import write_jsonl
 
+pytestmark = pytest.mark.no_database
+
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_base: Path) -> Any:

@@ -16,6 +16,8 @@ from customization.training.merge import merge_adapter
 from customization.training.metrics import JsonlMetricsLogger, read_events
 from customization.training.recipe import SimulatedCrash, sha256_file, train
 
+pytestmark = pytest.mark.no_database
+
 
 def _config(base: Path, data: Path, **overrides: Any) -> TrainingConfig:
     values: dict[str, Any] = {

@@ -12,6 +12,8 @@ import pytest
 
 from customization.training.metrics import read_events
 
+pytestmark = pytest.mark.no_database
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

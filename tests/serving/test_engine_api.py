@@ -32,7 +32,7 @@ from tests.serving.engine_support import (
     vllm_python,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.no_database]
 
 SERVED = "tiny-llama"
 PROMPTS = [

@@ -29,7 +29,7 @@ from tests.serving.engine_support import (
     tiny_model_set,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.no_database]
 
 PROMPT = "The claims team reviews"
 

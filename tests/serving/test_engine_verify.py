@@ -18,6 +18,8 @@ from serving.runtime.verify import (
     verify_directory,
 )
 
+pytestmark = pytest.mark.no_database
+
 
 @pytest.fixture
 def adapter_dir(tmp_path: Path) -> Path:

@@ -165,8 +165,9 @@ def main() -> None:
         import orjson
         from django.conf import settings
 
-        from policies import services
-        from policies.engine import Evaluator
+        from policies import config, decisions
+        from policies.decision_log import decision_log
+        from policies.evaluator import Evaluator
         from policies.facts import facts_for_lineage_asset, principal_facts
         from policies.models import PolicyDecision
         from serving.models import Consumer
@@ -175,7 +176,7 @@ def main() -> None:
         # The endpoints' facts as a caller holds them (read once, before timing).
         held = {reference: facts_for_lineage_asset("endpoint", reference) for reference in references}
         pairs = [(consumer, reference) for consumer in consumers for reference in references]
-        bundle = services.current_policies()
+        bundle = decisions.current_policies()
         engine_call = cedarpy._internal.is_authorized_batch  # what Evaluator.decide calls
 
         # The bare engine's inputs, prepared before any timing: the same
@@ -205,26 +206,26 @@ def main() -> None:
 
         def uncached(index: int) -> Any:
             consumer, reference = pairs[index]
-            return services.decide(consumer, "endpoint.invoke", held[reference], use_cache=False)
+            return decisions.decide(consumer, "endpoint.invoke", held[reference], use_cache=False)
 
         def cached(index: int) -> Any:
             consumer, reference = pairs[index]
-            return services.decide(consumer, "endpoint.invoke", held[reference])
+            return decisions.decide(consumer, "endpoint.invoke", held[reference])
 
         def serving(index: int, *, use_cache: bool = True) -> Any:
             consumer, reference = pairs[index]
             caller = Consumer.objects.get(name=consumer.name)
-            return services.decide(caller, "endpoint.invoke", facts_for_lineage_asset("endpoint", reference), use_cache=use_cache)
+            return decisions.decide(caller, "endpoint.invoke", facts_for_lineage_asset("endpoint", reference), use_cache=use_cache)
 
         def serving_uncached(index: int) -> Any:
             return serving(index, use_cache=False)
 
-        warm_evaluator = services.evaluator
+        warm_evaluator = decisions.evaluator
         cold_evaluator = Evaluator(max_entities=0)
 
         def set_log(mode: str) -> None:
             settings.PEDIGREE_DECISION_LOG = mode
-            services.refresh_settings()
+            config.refresh_settings()
 
         variants: dict[str, tuple[Callable[[int], Any], Callable[[], None]]] = {
             "bare": (bare, lambda: set_log("all")),
@@ -252,10 +253,10 @@ def main() -> None:
         # another's log.
         for _ in range(args.rounds):
             for name, (call, prepare) in variants.items():
-                services.decision_log.flush()
+                decision_log.flush()
                 gc.collect()
                 prepare()
-                services.evaluator = cold_evaluator if name == "decide_no_cache_at_all" else warm_evaluator
+                decisions.evaluator = cold_evaluator if name == "decide_no_cache_at_all" else warm_evaluator
                 bucket = samples[name]
                 round_started = len(bucket)
                 phase_ends = time.perf_counter() + args.phase_seconds
@@ -266,7 +267,7 @@ def main() -> None:
                         bucket.append(perf() - begin)
                 per_round[name].append(summary(bucket[round_started:])["p99_us"])
         elapsed = time.perf_counter() - started
-        services.evaluator = warm_evaluator
+        decisions.evaluator = warm_evaluator
 
         # Throughput on one core: uncached decisions back to back, with the log
         # on, counting the CPU time of the whole process (the log writer's
@@ -280,34 +281,34 @@ def main() -> None:
                 for index in range(len(pairs)):
                     call(index)
                 count += len(pairs)
-            services.decision_log.flush()  # what is still queued is part of the cost
+            decision_log.flush()  # what is still queued is part of the cost
             return count, time.process_time() - cpu_started, time.perf_counter() - wall_started
 
         set_log("all")
-        services.decision_log.flush()
+        decision_log.flush()
         count, cpu_seconds, wall_seconds = sustained(args.throughput_seconds)
         # The same with the log off: what the engine path alone sustains.
         set_log("off")
         count_log_off, cpu_log_off, _ = sustained(args.throughput_seconds)
         per_second_log_off = count_log_off / cpu_log_off
         set_log("all")
-        services.decision_log.flush()
+        decision_log.flush()
         count_serving, cpu_serving, _ = sustained(args.throughput_seconds, serving)
         per_second_serving = count_serving / cpu_serving
-        services.decision_log.stop()
-        services.decision_log.flush()
+        decision_log.stop()
+        decision_log.flush()
 
         # What the log's writer spends per decision (CPU, the writer alone):
         # for questions asked before (the row only) and for new questions
         # (the explanation composed and its detail stored too).
         def write_cost(forget: bool) -> float:
             if forget:
-                services.decision_log.discard()  # forget which details are stored: every question is new
+                decision_log.discard()  # forget which details are stored: every question is new
             for index in range(len(pairs)):
                 uncached(index)
-            queued = services.decision_log.pending()
+            queued = decision_log.pending()
             cpu_started = time.process_time()
-            services.decision_log.flush()
+            decision_log.flush()
             return (time.process_time() - cpu_started) / queued * 1e6
 
         write_repeated_us = statistics.median(write_cost(False) for _ in range(5))

@@ -562,7 +562,7 @@ def do_open_dataset_version(*, actor: User, version: DatasetVersion) -> IO[bytes
     The policy engine decides (``dataset.read``): the steward, the owning team
     and admins may read; a quarantined (revoked or expired) version only admins.
     """
-    from policies.services import decide
+    from policies.decisions import decide
 
     if not actor.is_authenticated:
         raise PermissionDenied(f"sign in to download {version}")

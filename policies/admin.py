@@ -17,11 +17,12 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from pedigree.admin import ReadOnlyModelAdmin
-from pedigree.errors import PedigreeError
-from policies import services
+from pedigree.errors import NotFound, PedigreeError
+from policies import decisions, simulation
+from policies.decision_log import decision_log
 from policies.facts import find_resource, resources_of_kind
 from policies.models import PolicyDecision
-from serving.models import Consumer
+from policies.principals import principal_kind, registered_principals
 
 
 class PolicyChangeForm(forms.Form):
@@ -56,7 +57,7 @@ class PolicyDecisionAdmin(ReadOnlyModelAdmin):
         return decision.reason if len(decision.reason) < 160 else decision.reason[:157] + "…"
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        services.decision_log.flush()  # show what is still queued, too
+        decision_log.flush()  # show what is still queued, too
         return super().changelist_view(request, extra_context)
 
     def get_urls(self) -> list[Any]:
@@ -71,9 +72,9 @@ class PolicyDecisionAdmin(ReadOnlyModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": "Policies and simulation",
-            "status": services.policy_status(),
+            "status": decisions.policy_status(),
             "endpoints": resources_of_kind("Endpoint"),
-            "consumers": list(Consumer.objects.order_by("name")),
+            "consumers": registered_principals("Consumer"),
         }
         purpose = request.GET.get("purpose") or ""
         call_context = {"purpose": purpose} if purpose else {}
@@ -82,15 +83,17 @@ class PolicyDecisionAdmin(ReadOnlyModelAdmin):
             if request.GET.get("endpoint"):
                 endpoint = find_resource("Endpoint", request.GET["endpoint"])
                 context["selected_endpoint"] = endpoint
-                context["invokers"] = services.who_may_invoke(endpoint, call_context)
+                context["invokers"] = simulation.who_may_invoke(endpoint, call_context)
             if request.GET.get("consumer"):
-                consumer = Consumer.objects.get(name=request.GET["consumer"])
+                consumer = principal_kind("Consumer").named(request.GET["consumer"])
+                if consumer is None:
+                    raise NotFound(f"no consumer named {request.GET['consumer']!r}", field="consumer")
                 context["selected_consumer"] = consumer
-                context["callable"] = services.endpoints_for(consumer, call_context)
-        except (PedigreeError, Consumer.DoesNotExist) as error:
+                context["callable"] = simulation.endpoints_for(consumer, call_context)
+        except PedigreeError as error:
             context["error"] = str(error)
         initial_file = request.GET.get("file", "")
-        sources = services.current_policies().sources
+        sources = decisions.current_policies().sources
         form = PolicyChangeForm(
             request.POST or None,
             initial={"file": initial_file, "content": sources.get(initial_file, "")},
@@ -98,7 +101,7 @@ class PolicyDecisionAdmin(ReadOnlyModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 content = None if form.cleaned_data["delete"] else form.cleaned_data["content"]
-                context["diff"] = services.simulate_policy_change(form.cleaned_data["file"], content)
+                context["diff"] = simulation.simulate_policy_change(form.cleaned_data["file"], content)
             except PedigreeError as error:
                 form.add_error("file", str(error))
         context["change_form"] = form

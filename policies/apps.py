@@ -19,8 +19,8 @@ class PoliciesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from policies.engine import PolicyInvalid
-        from policies.services import current_policies
+        from policies.decisions import current_policies
+        from policies.loading import PolicyInvalid
 
         try:
             current_policies()

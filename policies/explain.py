@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from policies.engine import DecisionRequest, PolicyBundle, ResourceFacts
+    from policies.loading import PolicyBundle
+    from policies.requests import DecisionRequest, ResourceFacts
 
 ACTION_VERBS = {
     "dataset.read": "read",

@@ -1,7 +1,8 @@
 """Facts for the policy engine, built from Pedigree's models.
 
-The engine (``policies.engine``) knows only ``PrincipalFacts`` and
-``ResourceFacts``. This module turns users, consumers and dataset versions into
+The engine (``policies.evaluator``) knows only ``PrincipalFacts`` and
+``ResourceFacts``. This module turns users, registered principals (consumers,
+registered by ``serving``) and dataset versions into
 them, and lets the apps that own other assets (model versions, endpoints)
 register providers so that simulation can list them.
 
@@ -22,8 +23,8 @@ from django.utils import timezone
 from governance.choices import PII_SCAN_INCOMPLETE, VersionStatus
 from governance.models import DatasetVersion
 from pedigree.errors import InvalidInput, NotFound
-from policies.engine import PrincipalFacts, ResourceFacts
-from serving.models import Consumer
+from policies.principals import principal_kind_of
+from policies.requests import PrincipalFacts, ResourceFacts
 
 
 @runtime_checkable
@@ -57,27 +58,14 @@ def facts_for_user(user: AbstractBaseUser | AnonymousUser) -> PrincipalFacts:
     )
 
 
-def facts_for_consumer(consumer: Consumer) -> PrincipalFacts:
-    """A consumer as a principal, versioned so its decisions can be cached."""
-    return PrincipalFacts(
-        kind="Consumer",
-        id=consumer.name,
-        label=f"consumer {consumer.name}",
-        groups=frozenset(consumer.groups),
-        pii_clearances=frozenset(consumer.pii_clearances),
-        purposes=frozenset(consumer.purposes),
-        region=consumer.region,
-        commercial=consumer.commercial,
-        facts_version=consumer.facts_version,
-    )
-
-
 def principal_facts(principal: Any) -> PrincipalFacts:
-    """Facts for any principal: ``PrincipalFacts``, a ``Consumer`` or a Django user."""
+    """Facts for any principal: ``PrincipalFacts``, a registered principal object
+    (a ``serving.Consumer``, see ``policies.principals``) or a Django user."""
     if isinstance(principal, PrincipalFacts):
         return principal
-    if isinstance(principal, Consumer):
-        return facts_for_consumer(principal)
+    registered = principal_kind_of(principal)
+    if registered is not None:
+        return registered.facts(principal)
     if isinstance(principal, AbstractBaseUser | AnonymousUser):
         return facts_for_user(principal)
     raise InvalidInput(f"{principal!r} is not a principal (a user or a consumer)", field="principal")

@@ -47,7 +47,7 @@ class DecisionDetail(models.Model):
 class PolicyDecision(models.Model):
     """One logged decision of the policy engine.
 
-    Written in bulk, off the request path (see ``policies.services.DecisionLog``).
+    Written in bulk, off the request path (see ``policies.decision_log.DecisionLog``).
     ``inputs_digest`` identifies the exact facts and context decided on and
     ``policy_digest`` the policy files in force, so a decision can be replayed
     and explained later; ``detail`` holds what it said (shared by every

@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 
 from pedigree.errors import InvalidInput
-from policies.engine import (
+from policies.evaluator import Evaluator
+from policies.loading import PolicyBundle
+from policies.requests import (
     Decision,
     DecisionRequest,
-    Evaluator,
-    PolicyBundle,
     PrincipalFacts,
     ResourceFacts,
     principal_from_data,

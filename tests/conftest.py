@@ -25,11 +25,11 @@ REQUIRE_SERVICES = os.environ.get("PEDIGREE_REQUIRE_SERVICES") == "1"
 def no_decision_log_leftovers() -> Iterator[None]:
     """Decisions a test queued die with its database: none may be written later
     (at exit, into the real database the settings name)."""
-    from policies import services
+    from policies.decision_log import decision_log
 
     yield
-    services.decision_log.discard()  # first: stopping the writer thread flushes what is queued
-    services.decision_log.stop()
+    decision_log.discard()  # first: stopping the writer thread flushes what is queued
+    decision_log.stop()
 
 
 @pytest.fixture(autouse=True)

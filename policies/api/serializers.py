@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from policies.engine import ACTIONS
 from policies.models import PolicyDecision
+from policies.requests import ACTIONS
 
 
 class ReferenceField(serializers.DictField):

@@ -18,11 +18,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pedigree.errors import InvalidInput, NotFound
-from policies import services
+from policies import decisions, simulation
 from policies.api import serializers as s
+from policies.decision_log import decision_log
 from policies.facts import find_resource
 from policies.models import PolicyDecision
-from serving.models import Consumer
+from policies.principals import principal_kind
 
 
 def _context(request: Request) -> dict[str, str]:
@@ -37,7 +38,7 @@ class PolicyStatusView(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        return Response(services.policy_status())
+        return Response(decisions.policy_status())
 
 
 class PolicyReloadView(APIView):
@@ -47,8 +48,8 @@ class PolicyReloadView(APIView):
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
-        services.reload_policies()
-        return Response(services.policy_status())
+        decisions.reload_policies()
+        return Response(decisions.policy_status())
 
 
 class DecideView(APIView):
@@ -61,12 +62,12 @@ class DecideView(APIView):
         serializer = s.DecideSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        (decision,) = services.decide_many(
+        (decision,) = decisions.decide_many(
             [
                 (
-                    services.resolve_principal(data["principal"]),
+                    simulation.resolve_principal(data["principal"]),
                     data["action"],
-                    services.resolve_resource(data["resource"]),
+                    simulation.resolve_resource(data["resource"]),
                     data["context"],
                 )
             ],
@@ -86,14 +87,14 @@ class DecideBatchView(APIView):
         serializer.is_valid(raise_exception=True)
         requests = [
             (
-                services.resolve_principal(item["principal"]),
+                simulation.resolve_principal(item["principal"]),
                 item["action"],
-                services.resolve_resource(item["resource"]),
+                simulation.resolve_resource(item["resource"]),
                 item["context"],
             )
             for item in serializer.validated_data["requests"]
         ]
-        return Response([decision.as_dict() for decision in services.decide_many(requests, log=False)])
+        return Response([decision.as_dict() for decision in decisions.decide_many(requests, log=False)])
 
 
 class EndpointInvokersView(APIView):
@@ -113,7 +114,7 @@ class EndpointInvokersView(APIView):
         if not endpoint_id:
             raise InvalidInput("name the endpoint: ?endpoint=<id>", field="endpoint")
         endpoint = find_resource("Endpoint", endpoint_id)
-        results = services.who_may_invoke(endpoint, _context(request))
+        results = simulation.who_may_invoke(endpoint, _context(request))
         return Response(
             {
                 "endpoint": endpoint.id,
@@ -138,10 +139,10 @@ class ConsumerEndpointsView(APIView):
     )
     def get(self, request: Request) -> Response:
         name = request.query_params.get("consumer")
-        consumer = Consumer.objects.filter(name=name).first() if name else None
+        consumer = principal_kind("Consumer").named(name) if name else None
         if consumer is None:
             raise NotFound(f"no consumer named {name!r}", field="consumer")
-        results = services.endpoints_for(consumer, _context(request))
+        results = simulation.endpoints_for(consumer, _context(request))
         return Response(
             {
                 "consumer": consumer.name,
@@ -163,7 +164,7 @@ class PolicyChangeView(APIView):
     def post(self, request: Request) -> Response:
         serializer = s.PolicyChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        diff = services.simulate_policy_change(serializer.validated_data["file"], serializer.validated_data["content"])
+        diff = simulation.simulate_policy_change(serializer.validated_data["file"], serializer.validated_data["content"])
         return Response(diff.as_dict(), status=200 if diff.valid else 400)
 
 
@@ -179,5 +180,5 @@ class PolicyDecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         return PolicyDecision.objects.select_related("detail").order_by("-decided_at", "-id")
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.decision_log.flush()  # show what is still queued, too
+        decision_log.flush()  # show what is still queued, too
         return super().list(request, *args, **kwargs)

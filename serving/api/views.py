@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from governance.choices import Purpose
 from pedigree.errors import InvalidInput
-from policies import services as policies
+from policies import simulation
 from serving import services
 from serving.api import serializers as s
 from serving.filtersets import ConsumerFilterSet
@@ -118,7 +118,7 @@ class ConsumerViewSet(
         flag = request.query_params.get("hypothetical", "false").lower()
         if flag not in {"true", "false", "1", "0"}:
             raise InvalidInput(f"hypothetical={flag!r}: use true or false", field="hypothetical")
-        results = policies.endpoints_for(consumer, {"purpose": purpose} if purpose else None)
+        results = simulation.endpoints_for(consumer, {"purpose": purpose} if purpose else None)
         existing = existing_endpoint_ids()
         decisions = [
             {"endpoint": endpoint.id, "label": endpoint.label, "hypothetical": endpoint.id not in existing, **decision.as_dict()}

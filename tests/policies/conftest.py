@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 
-from policies import services
-from policies.engine import ResourceFacts
+from policies import decisions
+from policies.decision_log import decision_log
+from policies.requests import ResourceFacts
 from serving.models import Consumer
 
 SHIPPED_POLICIES = Path(django_settings.BASE_DIR) / "policies"
@@ -23,11 +24,11 @@ def policy_runtime(settings: Any) -> Iterator[None]:
     settings.PEDIGREE_POLICY_DIR = SHIPPED_POLICIES
     settings.PEDIGREE_POLICY_RELOAD_SECONDS = 0
     settings.PEDIGREE_DECISION_LOG = "all"
-    services.clear_decision_cache()
-    services.decision_log.discard()
+    decisions.clear_decision_cache()
+    decision_log.discard()
     yield
-    services.decision_log.discard()
-    services.clear_decision_cache()
+    decision_log.discard()
+    decisions.clear_decision_cache()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from policies import services
+from policies import config, decisions
 from serving.models import Consumer
 from tests.governance.pii_support import PERSON_AND_SSN, scan_and_review
 
@@ -42,7 +42,7 @@ def test_the_status_lists_the_policies_with_their_files(api_client: Any, root: A
     body = api_client(root).get(API).json()
     policies = {policy["id"]: policy for policy in body["policies"]}
     assert policies["pii-clearance"]["file"] == "pii_clearance.cedar"
-    assert body["digest"] == services.current_policies().digest and body["last_error"] is None
+    assert body["digest"] == decisions.current_policies().digest and body["last_error"] is None
 
 
 def test_decide_answers_with_reasons(api_client: Any, root: Any, mallory: Any, claims_v1: Any) -> None:
@@ -119,10 +119,10 @@ def test_a_proposed_policy_change_shows_the_decisions_it_would_change(api_client
 
 
 def test_a_proposed_change_changes_nothing_live(api_client: Any, root: Any, claims_v1: Any, claims_assistant: Consumer) -> None:
-    before = services.current_policies().digest
+    before = decisions.current_policies().digest
     api_client(root).post(API + "simulate/change/", {"file": "endpoint_invoke.cedar", "content": None}, format="json")
-    assert services.current_policies().digest == before
-    assert (Path(services.policy_directory()) / "endpoint_invoke.cedar").exists()
+    assert decisions.current_policies().digest == before
+    assert (Path(config.policy_directory()) / "endpoint_invoke.cedar").exists()
 
 
 def test_an_invalid_proposed_change_reports_file_and_line(api_client: Any, root: Any) -> None:
@@ -142,6 +142,6 @@ def test_a_policy_file_name_outside_the_folder_is_refused(api_client: Any, root:
 
 
 def test_the_decision_log_lists_real_decisions(api_client: Any, root: Any, alice: Any, claims_v1: Any) -> None:
-    services.decide(alice, "dataset.read", claims_v1)
+    decisions.decide(alice, "dataset.read", claims_v1)
     body = api_client(root).get(API + "decisions/", {"outcome": "allow"}).json()
     assert [(row["principal"], row["policies"]) for row in body["results"]] == [("User::alice", ["dataset-read"])]

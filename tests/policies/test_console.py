@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from policies import services
+from policies import decisions
 from serving.models import Consumer
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +49,7 @@ def test_the_page_reports_an_invalid_proposal_with_its_line(console: Client) -> 
 
 
 def test_the_decision_log_shows_queued_decisions(console: Client, alice: Any, claims_dataset: Any, make_version: Any) -> None:
-    services.decide(alice, "dataset.read", make_version(claims_dataset))
+    decisions.decide(alice, "dataset.read", make_version(claims_dataset))
     html = console.get("/admin/policies/policydecision/").content.decode()
     assert "User::alice" in html and "dataset-read" in html
 

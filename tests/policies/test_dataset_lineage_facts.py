@@ -6,8 +6,8 @@ import pytest
 
 from governance.lineage.graph import add_edge, node_for_dataset_version
 from governance.services import do_revoke_dataset_version, do_update_version_governance
+from policies.decisions import decide
 from policies.facts import facts_for_dataset_version
-from policies.services import decide
 
 pytestmark = pytest.mark.django_db
 

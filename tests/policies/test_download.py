@@ -8,7 +8,7 @@ import pytest
 
 from governance.services import do_open_dataset_version, do_revoke_dataset_version
 from pedigree.errors import Conflict, PermissionDenied
-from policies import services
+from policies.decision_log import decision_log
 from policies.models import PolicyDecision
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 def test_the_steward_may_download(alice: Any, claims_dataset: Any, make_version: Any) -> None:
     version = make_version(claims_dataset)
     do_open_dataset_version(actor=alice, version=version).close()
-    services.decision_log.flush()
+    decision_log.flush()
     row = PolicyDecision.objects.get()
     assert (row.principal, row.action, row.outcome, row.policies) == ("User::alice", "dataset.read", "allow", ["dataset-read"])
 

@@ -33,7 +33,7 @@ from governance.services import (
     do_update_version_governance,
 )
 from pedigree.errors import Conflict
-from policies import services
+from policies import decisions
 from policies.facts import find_resource, hypothetical_endpoint
 from serving.models import Consumer
 from tests.governance.lineage_factories import deployed, endpoint_node, model_node, trained_on
@@ -105,7 +105,7 @@ def test_a_redacted_copy_of_a_revoked_version_shows_quarantined_in_the_console(
 
 def test_training_on_a_redacted_copy_of_a_revoked_version_is_denied(alice: Any, redacted: dict[str, Any]) -> None:
     _revoke_original(redacted, alice)
-    decision = services.decide(alice, "dataset.train", redacted["copy"])
+    decision = decisions.decide(alice, "dataset.train", redacted["copy"])
     assert not decision.allowed and decision.policies == ("quarantine",)
 
 
@@ -147,7 +147,7 @@ def test_the_consumers_endpoints_answer_from_the_same_facts_as_decide(
     _revoke_original(redacted, alice)
     after = client.get(API + "consumers/helpdesk/endpoints/?hypothetical=true").json()
     assert after["allowed"] == []
-    decided = services.decide(helpdesk, "endpoint.invoke", hypothetical_endpoint(redacted["copy"]))
+    decided = decisions.decide(helpdesk, "endpoint.invoke", hypothetical_endpoint(redacted["copy"]))
     listed = {item["endpoint"]: item for item in after["decisions"]}["claims-2024/v2"]
     assert (listed["outcome"], listed["policies"]) == (decided.outcome, list(decided.policies))
 
@@ -179,16 +179,16 @@ def test_a_cached_allow_ends_when_a_quarantine_exception_lapses(
         actor=root, node=redacted["endpoint"], cause=original_node, reason="legal hold review", expires_at=lapses_at
     )
     held = find_resource("Endpoint", redacted["endpoint"].reference)  # a caller that holds the facts
-    first = services.decide(helpdesk, "endpoint.invoke", held)
+    first = decisions.decide(helpdesk, "endpoint.invoke", held)
     assert first.allowed
-    assert services.decide(helpdesk, "endpoint.invoke", held) is first  # from the cache
+    assert decisions.decide(helpdesk, "endpoint.invoke", held) is first  # from the cache
     time.sleep(max(0.0, (lapses_at - timezone.now()).total_seconds()) + 0.05)
     # The hourly job has not run: the stored status is still active.
     redacted["endpoint"].refresh_from_db()
     assert redacted["endpoint"].effective_status == "active"
-    stale = services.decide(helpdesk, "endpoint.invoke", held)
+    stale = decisions.decide(helpdesk, "endpoint.invoke", held)
     assert not stale.allowed and "read them again" in stale.reason
-    fresh = services.decide(helpdesk, "endpoint.invoke", find_resource("Endpoint", redacted["endpoint"].reference))
+    fresh = decisions.decide(helpdesk, "endpoint.invoke", find_resource("Endpoint", redacted["endpoint"].reference))
     assert (fresh.allowed, fresh.policies) == (False, ("quarantine",))
 
 
@@ -203,13 +203,13 @@ def test_a_cached_allow_ends_at_the_instant_the_data_expires(
     endpoint_id = redacted["endpoint"].reference
     with time_machine.travel(instant - dt.timedelta(seconds=1), tick=False):
         held = find_resource("Endpoint", endpoint_id)
-        first = services.decide(helpdesk, "endpoint.invoke", held)
-        assert first.allowed and services.decide(helpdesk, "endpoint.invoke", held) is first
-        assert services.decide(helpdesk, "endpoint.invoke", hypothetical_endpoint(redacted["copy"])).allowed
+        first = decisions.decide(helpdesk, "endpoint.invoke", held)
+        assert first.allowed and decisions.decide(helpdesk, "endpoint.invoke", held) is first
+        assert decisions.decide(helpdesk, "endpoint.invoke", hypothetical_endpoint(redacted["copy"])).allowed
     with time_machine.travel(instant, tick=False):  # the expiry job has not run
-        assert services.decide(helpdesk, "endpoint.invoke", held).allowed is False
+        assert decisions.decide(helpdesk, "endpoint.invoke", held).allowed is False
         for facts in (find_resource("Endpoint", endpoint_id), hypothetical_endpoint(redacted["copy"])):
-            decision = services.decide(helpdesk, "endpoint.invoke", facts)
+            decision = decisions.decide(helpdesk, "endpoint.invoke", facts)
             assert (decision.allowed, decision.policies) == (False, ("quarantine",)), facts.id
 
 
@@ -224,10 +224,10 @@ def test_a_version_reads_expired_from_the_instant_its_expiry_date_passes(
     url = API + "datasets/claims-2024/versions/{}/"
     with time_machine.travel(expiry_instant(expires_on) - dt.timedelta(seconds=1), tick=False):
         assert [client.get(url.format(n)).json()["status"] for n in (1, 2)] == ["active", "active"]
-        assert services.decide(alice, "dataset.read", redacted["copy"]).allowed
+        assert decisions.decide(alice, "dataset.read", redacted["copy"]).allowed
     with time_machine.travel(expiry_instant(expires_on), tick=False):
         assert [client.get(url.format(n)).json()["status"] for n in (1, 2)] == ["expired", "quarantined"]
-        decision = services.decide(alice, "dataset.read", redacted["copy"])
+        decision = decisions.decide(alice, "dataset.read", redacted["copy"])
         assert (decision.allowed, decision.policies) == (False, ("quarantine",))
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from governance.lineage import graph
 from governance.lineage.services import sync_dataset_version
-from policies import services
+from policies import decisions
 from policies.facts import find_resource, resources_of_kind
 from serving.models import Consumer
 
@@ -39,7 +39,7 @@ def test_a_lineage_endpoint_carries_the_effective_facts_of_its_data(support_bot_
 def test_a_denial_names_the_model_the_data_and_the_missing_clearance(support_bot_endpoint: Any) -> None:
     consumer = Consumer.objects.create(name="web-frontend", purposes=["support"], region="us")
     model = find_resource("ModelVersion", "support-bot-v3")
-    (decision,) = services.decide_many([(consumer, "endpoint.invoke", find_resource("Endpoint", "support-bot"), None)])
+    (decision,) = decisions.decide_many([(consumer, "endpoint.invoke", find_resource("Endpoint", "support-bot"), None)])
     assert decision.reason.startswith(
         "denied: endpoint support-bot serves a model trained on claims-2024 v1, which holds PERSON and US_SSN; "
         "consumer web-frontend is cleared for neither"

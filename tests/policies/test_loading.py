@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from policies.engine import SCHEMA_FILE, PolicyInvalid, compile_policies, split_policies
+from policies.loading import SCHEMA_FILE, PolicyInvalid, compile_policies, split_policies
 from tests.policies.conftest import SHIPPED_POLICIES
 
 

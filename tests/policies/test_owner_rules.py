@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from policies.engine import (
-    DecisionRequest,
-    Evaluator,
-    PrincipalFacts,
-    ResourceFacts,
-    compile_policies,
-)
+from policies.evaluator import Evaluator
+from policies.loading import compile_policies
+from policies.requests import DecisionRequest, PrincipalFacts, ResourceFacts
 from tests.policies.test_loading import problems_for, shipped_sources
 
 FILE = "owners/claims-team.cedar"

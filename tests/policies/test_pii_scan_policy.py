@@ -17,9 +17,10 @@ from governance.lineage.services import dataset_version_facts
 from governance.models import DatasetVersion
 from governance.pii import services as pii
 from pedigree.storage import get_store
-from policies import services
-from policies.engine import Evaluator, compile_policies, read_policy_sources
+from policies import decisions
+from policies.evaluator import Evaluator
 from policies.facts import find_resource
+from policies.loading import compile_policies, read_policy_sources
 from policies.testing import load_case_file, run_case
 from serving.models import Consumer
 from tests.governance.lineage_factories import deployed, endpoint_node, model_node, trained_on
@@ -122,7 +123,7 @@ def test_a_consumer_cleared_only_for_person_may_not_call_a_model_on_data_whose_s
     scan_now(version, actor=alice)  # no steward has reviewed anything
     reference = _endpoint_on(version)
     person_only = Consumer.objects.create(name="person-only", pii_clearances=["PERSON"], purposes=["support"], region="us")
-    decision = services.decide(person_only, "endpoint.invoke", find_resource("Endpoint", reference))
+    decision = decisions.decide(person_only, "endpoint.invoke", find_resource("Endpoint", reference))
     assert decision.outcome == "deny" and list(decision.policies) == ["pii-clearance"]
     assert "EMAIL_ADDRESS" in decision.reason and "PHONE_NUMBER" in decision.reason
 
@@ -132,12 +133,12 @@ def test_nobody_may_train_on_an_unscanned_version_not_even_its_steward(
     claims_dataset: Any, make_version: Any, alice: Any
 ) -> None:
     version = _version(claims_dataset, make_version)
-    decision = services.decide(alice, "dataset.train", version)
+    decision = decisions.decide(alice, "dataset.train", version)
     assert decision.outcome == "deny" and "pii-scan-incomplete" in decision.policies
     assert "PII scan of dataset claims-2024 v1 is not complete" in decision.reason
     scan_now(version, actor=alice)
     version.refresh_from_db()
-    assert services.decide(alice, "dataset.train", version).outcome == "allow"
+    assert decisions.decide(alice, "dataset.train", version).outcome == "allow"
 
 
 def test_an_endpoint_downstream_of_unscanned_data_may_not_be_called(
@@ -145,18 +146,18 @@ def test_an_endpoint_downstream_of_unscanned_data_may_not_be_called(
 ) -> None:
     version = _version(claims_dataset, make_version)
     reference = _endpoint_on(version)
-    decision = services.decide(consumer, "endpoint.invoke", find_resource("Endpoint", reference))
+    decision = decisions.decide(consumer, "endpoint.invoke", find_resource("Endpoint", reference))
     assert decision.outcome == "deny" and list(decision.policies) == ["pii-scan-incomplete"]
     assert "claims-2024 v1, whose PII scan is not complete" in decision.reason
     scan_now(version, actor=alice)
-    assert services.decide(consumer, "endpoint.invoke", find_resource("Endpoint", reference)).outcome == "allow"
+    assert decisions.decide(consumer, "endpoint.invoke", find_resource("Endpoint", reference)).outcome == "allow"
 
 
 def test_simulations_hypothetical_endpoint_on_an_unscanned_version_is_denied(
     claims_dataset: Any, make_version: Any, consumer: Consumer
 ) -> None:
     version = _version(claims_dataset, make_version)
-    decision = services.decide(consumer, "endpoint.invoke", find_resource("Endpoint", f"claims-2024/v{version.number}"))
+    decision = decisions.decide(consumer, "endpoint.invoke", find_resource("Endpoint", f"claims-2024/v{version.number}"))
     assert decision.outcome == "deny" and "pii-scan-incomplete" in decision.policies
 
 

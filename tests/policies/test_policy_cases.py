@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from policies.engine import Evaluator, load_policy_directory
+from policies.evaluator import Evaluator
+from policies.loading import load_policy_directory
 from policies.testing import PolicyCase, coverage_gaps, load_cases, run_case
 from tests.policies.conftest import SHIPPED_POLICIES
 

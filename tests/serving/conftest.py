@@ -10,7 +10,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 
-from policies import services as policies
+from policies import decisions
+from policies.decision_log import decision_log
 from serving.models import Consumer
 
 SHIPPED_POLICIES = Path(django_settings.BASE_DIR) / "policies"
@@ -21,11 +22,11 @@ def policy_runtime(settings: Any) -> Iterator[None]:
     """The shipped policies, no cached decisions and an empty decision log queue."""
     settings.PEDIGREE_POLICY_DIR = SHIPPED_POLICIES
     settings.PEDIGREE_POLICY_RELOAD_SECONDS = 0
-    policies.clear_decision_cache()
-    policies.decision_log.discard()
+    decisions.clear_decision_cache()
+    decision_log.discard()
     yield
-    policies.decision_log.discard()
-    policies.clear_decision_cache()
+    decision_log.discard()
+    decisions.clear_decision_cache()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from governance.lineage import graph
 from governance.models import AuditEvent
 from governance.models.audit import verify_chain
-from policies import services as policies
+from policies.decision_log import decision_log
 from policies.models import PolicyDecision
 from serving.models import Consumer
 from tests.governance.lineage_factories import deployed, endpoint_node, model_node, trained_on
@@ -370,7 +370,7 @@ def test_asking_what_a_consumer_may_call_logs_no_decision(
     api_client: Clients, root: User, helpdesk: Consumer, eu_support_endpoint: Any
 ) -> None:
     api_client(root).get(URL + "helpdesk-eu/endpoints/")
-    policies.decision_log.flush()
+    decision_log.flush()
     assert not PolicyDecision.objects.exists()
 
 

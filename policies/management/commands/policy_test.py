@@ -8,8 +8,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pedigree.errors import InvalidInput
-from policies.engine import Evaluator, PolicyInvalid, load_policy_directory
-from policies.services import policy_directory
+from policies.config import policy_directory
+from policies.evaluator import Evaluator
+from policies.loading import PolicyInvalid, load_policy_directory
 from policies.testing import coverage_gaps, load_cases, run_case
 
 

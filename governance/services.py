@@ -32,7 +32,7 @@ from governance.lineage import services as lineage
 from governance.lineage.status import dataset_version_status
 from governance.models import Dataset, DatasetVersion
 from governance.models.audit import record_audit_event
-from governance.pii.services import on_version_created as pii_on_version_created
+from governance.pii.scans import on_version_created as pii_on_version_created
 from pedigree.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from pedigree.storage import BlobNotFound, content_key, get_store, s3_client
 from pedigree.types import Actor

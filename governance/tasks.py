@@ -29,7 +29,7 @@ def expire_dataset_versions() -> list[int]:
 def scan_dataset_version(self: Any, scan_id: int) -> str:
     """Run PII scan ``scan_id``: claim it (a queued scan, or a running one whose
     worker died, resumed from its checkpoint), then let the service scan."""
-    from governance.pii.services import claim_pii_scan, run_pii_scan
+    from governance.pii.scans import claim_pii_scan, run_pii_scan
 
     scan = claim_pii_scan(scan_id, worker=str(getattr(self.request, "hostname", "") or ""))
     if scan is None:
@@ -41,7 +41,8 @@ def scan_dataset_version(self: Any, scan_id: int) -> str:
 def recover_stale_pii_scans() -> dict[str, list[int]]:
     """Resume (or fail, after repeated deaths) the PII jobs whose worker stopped
     responding: scans and redactions (runs every minute from beat)."""
-    from governance.pii.services import do_recover_stale_pii_scans, do_recover_stale_redactions
+    from governance.pii.redactions import do_recover_stale_redactions
+    from governance.pii.scans import do_recover_stale_pii_scans
 
     return {
         "scans": [scan.pk for scan in do_recover_stale_pii_scans()],
@@ -61,7 +62,7 @@ def redact_dataset_version(self: Any, redaction_id: int) -> str:
     """Make the redacted version of a queued redaction: claim it (a queued one,
     or a running one whose worker died, started again), then let the service
     record success or the reason it failed."""
-    from governance.pii.services import claim_redaction, run_redaction
+    from governance.pii.redactions import claim_redaction, run_redaction
 
     redaction = claim_redaction(redaction_id, worker=str(getattr(self.request, "hostname", "") or ""))
     if redaction is None:

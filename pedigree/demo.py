@@ -23,7 +23,7 @@ from rest_framework.authtoken.models import Token
 
 from governance.models import Dataset
 from governance.models.pii import PiiScan, PiiScanTrigger
-from governance.pii.services import do_request_pii_scan
+from governance.pii.scans import do_request_pii_scan
 from governance.services import GovernanceInput, do_create_dataset, do_ingest_dataset_version
 
 FIRST_NAMES = ["Maria", "James", "Aisha", "Chen", "Lukas", "Sofia", "Omar", "Emma", "Ravi", "Hannah"]

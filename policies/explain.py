@@ -9,11 +9,10 @@ Pure: no Django import.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from policies.loading import PolicyBundle
-    from policies.requests import DecisionRequest, ResourceFacts
+from policies.loading import PolicyBundle
+from policies.requests import DecisionRequest, ResourceFacts
 
 ACTION_VERBS = {
     "dataset.read": "read",

@@ -20,8 +20,12 @@ from typing import Any, Protocol, runtime_checkable
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils import timezone
 
-from governance.choices import PII_SCAN_INCOMPLETE, VersionStatus
+from governance.choices import PII_SCAN_INCOMPLETE, Purpose, VersionStatus
+from governance.lineage import effective_facts
+from governance.lineage.graph import node_for_dataset_version
+from governance.lineage.status import EXPIRED, expiry_instant
 from governance.models import DatasetVersion
+from governance.models.lineage import LineageNode
 from pedigree.errors import InvalidInput, NotFound
 from policies.principals import principal_kind_of
 from policies.requests import PrincipalFacts, ResourceFacts
@@ -98,9 +102,6 @@ def facts_for_dataset_version(version: DatasetVersion) -> ResourceFacts:
 
 
 def _effective_of_version(version: DatasetVersion, *, explain: bool = False) -> Any:
-    from governance.lineage import effective_facts
-    from governance.lineage.graph import node_for_dataset_version
-
     return effective_facts(node=node_for_dataset_version(version), explain=explain)
 
 
@@ -136,8 +137,6 @@ _ACTIVE = VersionStatus.ACTIVE.value
 def _dataset_version_facts(version: DatasetVersion) -> ResourceFacts:
     """A version's own fields as facts (before lineage): only the status and
     the names are used as they are; ``_with_effective`` puts the rest in force."""
-    from governance.lineage.status import EXPIRED, expiry_instant
-
     dataset = version.dataset
     name = f"{dataset.name} v{version.number}"
     owner = dataset.owner_group.name
@@ -256,8 +255,6 @@ def facts_from_lineage(effective: Any, kind: str) -> ResourceFacts:
     purpose and every region; ``origins`` name the upstream assets that bring
     each PII type and licence, and the cause of a quarantine.
     """
-    from governance.choices import Purpose
-
     origins: dict[str, tuple[str, ...]] = {}
     explained = effective.explanations or {}
     for fact in ("pii_types", "licences", "pii_scan_incomplete"):
@@ -302,8 +299,6 @@ def facts_for_lineage_asset(kind: str, reference: str, *, explain: bool = False)
     upstream assets that reasons name (a walk of the ancestors); without it a
     denial names the endpoint and the facts, not where they came from.
     """
-    from governance.lineage import effective_facts
-
     policy_kind = {"model_version": "ModelVersion", "endpoint": "Endpoint"}.get(kind)
     if policy_kind is None:
         raise InvalidInput(f"{kind!r} is not a lineage asset the policies decide on: use model_version or endpoint", field="kind")
@@ -333,9 +328,6 @@ def _regions_from_lineage(combined: Any, constraints: Any) -> frozenset[str]:
 
 def _lineage_provider(kind: str) -> ResourceProvider:
     def provide() -> list[ResourceFacts]:
-        from governance.lineage import effective_facts
-        from governance.models.lineage import LineageNode
-
         nodes = LineageNode.objects.filter(kind=_LINEAGE_KINDS[kind]).order_by("label")
         return [facts_from_lineage(effective_facts(node=node, explain=True), kind) for node in nodes]
 

@@ -16,7 +16,9 @@ from rest_framework.views import APIView
 from governance.api import pii_serializers as s
 from governance.models import Dataset, DatasetVersion
 from governance.models.pii import PiiEntityReview, PiiFinding, PiiRedaction, PiiScan, PiiScanStatus
-from governance.pii import services
+from governance.pii.redactions import do_request_redaction
+from governance.pii.reviews import do_review_pii_entity
+from governance.pii.scans import do_cancel_pii_scan, do_request_pii_scan, scan_config
 
 
 def _version(request: Request, dataset_name: str, number: int) -> DatasetVersion:
@@ -49,10 +51,10 @@ class PiiScanListView(APIView):
         version = _version(request, dataset_name, number)
         body = s.PiiScanRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        config = services.scan_config(
+        config = scan_config(
             score_threshold=body.validated_data.get("score_threshold"), entities=body.validated_data.get("entities")
         )
-        scan = services.do_request_pii_scan(actor=request.user, version=version, config=config)
+        scan = do_request_pii_scan(actor=request.user, version=version, config=config)
         return Response(s.PiiScanSerializer(_scans(version).get(pk=scan.pk)).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -73,7 +75,7 @@ class PiiScanCancelView(APIView):
     def post(self, request: Request, dataset_name: str, number: int, scan_id: int) -> Response:
         version = _version(request, dataset_name, number)
         scan = get_object_or_404(PiiScan.objects.filter(version=version), pk=scan_id)
-        scan = services.do_cancel_pii_scan(actor=request.user, scan=scan)
+        scan = do_cancel_pii_scan(actor=request.user, scan=scan)
         return Response(s.PiiScanSerializer(_scans(version).get(pk=scan.pk)).data)
 
 
@@ -117,7 +119,7 @@ class PiiReviewView(APIView):
         version = _version(request, dataset_name, number)
         body = s.PiiReviewRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        review = services.do_review_pii_entity(actor=request.user, version=version, **body.validated_data)
+        review = do_review_pii_entity(actor=request.user, version=version, **body.validated_data)
         data = dict(s.PiiEntityReviewSerializer(review).data)
         version.refresh_from_db()
         data["pii_status"], data["pii_types"] = version.pii_status, version.pii_types
@@ -133,7 +135,7 @@ class PiiRedactView(APIView):
         version = _version(request, dataset_name, number)
         body = s.PiiRedactRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        redaction = services.do_request_redaction(
+        redaction = do_request_redaction(
             actor=request.user, version=version, operators=body.validated_data["operators"], reason=body.validated_data["reason"]
         )
         redaction = PiiRedaction.objects.select_related("source__dataset", "result__dataset", "requested_by").get(pk=redaction.pk)

@@ -10,7 +10,7 @@ def derive_pii_facts_again(apps: Any, schema_editor: Any) -> None:
     """Existing versions: found-and-not-dismissed types become facts, a failed
     latest scan becomes scan_failed, and facts_version grows so lineage
     re-syncs each version (with its "PII scan incomplete" fact) on next read.
-    The same rules as ``governance.pii.services.derive_pii_facts``."""
+    The same rules as ``governance.pii.versions.derive_pii_facts``."""
     DatasetVersion = apps.get_model("governance", "DatasetVersion")
     PiiScan = apps.get_model("governance", "PiiScan")
     PiiEntityReview = apps.get_model("governance", "PiiEntityReview")

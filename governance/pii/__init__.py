@@ -6,8 +6,11 @@
 - ``scanner``: batches texts through the analyzer on a process pool and
   aggregates findings into a report that never holds raw PII.
 - ``redaction``: rewrites a version with presidio-anonymizer operators.
-- ``services``: the workflows (scan, cancel, review, redact), called by the
-  API, the admin console, the ``scan`` command and the Celery tasks.
+- The workflows, called by the API, the admin console, the ``scan`` command
+  and the Celery tasks: ``scans`` (request, claim, run, cancel, recover),
+  ``reviews`` (a steward confirms or dismisses a type), ``redactions`` (a
+  redacted copy, made by a worker, recovered when it dies) and ``versions``
+  (a version's PII facts, derived in one place, and who may change them).
 
 Presidio is imported lazily (it takes seconds and hundreds of MB), so web
 processes that never scan do not pay for it.

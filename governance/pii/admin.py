@@ -19,7 +19,8 @@ from django.utils.html import format_html
 
 from governance.models import DatasetVersion
 from governance.models.pii import PiiEntityReview, PiiReviewDecision, PiiScan
-from governance.pii import services
+from governance.pii.reviews import do_review_pii_entity
+from governance.pii.scans import do_cancel_pii_scan, do_request_pii_scan
 from pedigree.admin import ReadOnlyModelAdmin
 from pedigree.errors import PedigreeError
 
@@ -98,7 +99,7 @@ class PiiScanAdmin(ReadOnlyModelAdmin):
         scan = get_object_or_404(PiiScan.objects.select_related("version__dataset"), pk=pk)
         if request.method == "POST":
             try:
-                services.do_review_pii_entity(
+                do_review_pii_entity(
                     actor=request.user,  # type: ignore[arg-type]
                     version=scan.version,
                     entity_type=request.POST.get("entity_type", ""),
@@ -115,7 +116,7 @@ class PiiScanAdmin(ReadOnlyModelAdmin):
         scan = get_object_or_404(PiiScan.objects.select_related("version__dataset"), pk=pk)
         if request.method == "POST":
             try:
-                services.do_cancel_pii_scan(actor=request.user, scan=scan)  # type: ignore[arg-type]
+                do_cancel_pii_scan(actor=request.user, scan=scan)  # type: ignore[arg-type]
             except PedigreeError as error:
                 messages.error(request, error.message)
             else:
@@ -128,7 +129,7 @@ class PiiScanAdmin(ReadOnlyModelAdmin):
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:governance_datasetversion_change", args=[version.pk]))
         try:
-            scan = services.do_request_pii_scan(actor=request.user, version=version)  # type: ignore[arg-type]
+            scan = do_request_pii_scan(actor=request.user, version=version)  # type: ignore[arg-type]
         except PedigreeError as error:
             messages.error(request, error.message)
             return HttpResponseRedirect(reverse("admin:governance_datasetversion_change", args=[version.pk]))

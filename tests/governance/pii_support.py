@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from governance.models import DatasetVersion
 from governance.models.pii import PiiScan
 from governance.pii.config import ScanConfig
-from governance.pii.services import claim_pii_scan, do_request_pii_scan, run_pii_scan
+from governance.pii.scans import claim_pii_scan, do_request_pii_scan, run_pii_scan
 
 EMAIL = "maria.garcia@example.com"
 SSN = "536-22-8714"
@@ -55,7 +55,7 @@ def scan_and_review(version: DatasetVersion, *, actor: User, keep: set[str]) -> 
     """Scan ``version`` with real Presidio, then review it as a steward would:
     every type found but not in ``keep`` is dismissed, with a reason. Returns
     the version with its PII facts: exactly ``keep`` (each must be found)."""
-    from governance.pii.services import do_review_pii_entity
+    from governance.pii.reviews import do_review_pii_entity
 
     scan = scan_now(version, actor=actor)
     missing = keep - set(scan.found_entity_types)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from governance.choices import PiiStatus
 from governance.lineage import effective_facts
@@ -24,11 +25,20 @@ from governance.lineage.graph import node_for_dataset_version
 from governance.models import AuditEvent, Dataset, DatasetVersion
 from governance.models.lineage import EdgeRelation, LineageEdge
 from governance.models.pii import PiiJobStatus, PiiRedaction, PiiScan
-from governance.pii import services
 from governance.pii.config import load_config
 from governance.pii.records import iter_bytes, iter_records
 from governance.pii.redaction import Redactor, redact_stream
+from governance.pii.redactions import (
+    ACTION_REDACTION_FAILED,
+    ACTION_VERSION_REDACTED,
+    claim_redaction,
+    do_recover_stale_redactions,
+    do_redact_dataset_version,
+    do_request_redaction,
+    run_redaction,
+)
 from governance.pii.scanner import scan_records
+from governance.pii.scans import MAX_ATTEMPTS
 from pedigree.errors import InvalidInput
 from pedigree.storage import get_store
 from tests.governance.pii_support import EMAIL, SSN, pii_records, scan_now
@@ -42,7 +52,7 @@ def _bytes(version: DatasetVersion) -> bytes:
 
 def _redact(version: DatasetVersion, actor: User, operators: dict[str, Any], capture: Any) -> PiiRedaction:
     with capture(execute=True):  # the rescan of the copy runs too
-        return services.do_redact_dataset_version(actor=actor, version=version, operators=operators, reason="share")
+        return do_redact_dataset_version(actor=actor, version=version, operators=operators, reason="share")
 
 
 def _edge(redaction: PiiRedaction) -> LineageEdge:
@@ -244,7 +254,7 @@ def test_keep_as_the_default_keeps_every_type_not_named(
     text = _bytes(redaction.result).decode()
     assert SSN not in text and "<US_SSN>" in text
     assert EMAIL in text  # kept, as the audit row says
-    event = AuditEvent.objects.get(action=services.ACTION_VERSION_REDACTED)
+    event = AuditEvent.objects.get(action=ACTION_VERSION_REDACTED)
     assert event.changes["operators"]["DEFAULT"] == {"type": "keep"}
     assert "EMAIL_ADDRESS" in event.changes["entities_kept"]
     assert set(event.changes["entities_redacted"]) == {"US_SSN"}
@@ -264,7 +274,7 @@ def test_records_where_nothing_was_redacted_keep_their_bytes(
 
 
 def _stale_running(found: DatasetVersion, alice: User, attempts: int) -> PiiRedaction:
-    redaction = services.do_request_redaction(
+    redaction = do_request_redaction(
         actor=alice, version=found, operators={"DEFAULT": {"type": "replace"}}, enqueue=False
     )
     PiiRedaction.objects.filter(pk=redaction.pk).update(
@@ -292,34 +302,34 @@ def test_a_running_redaction_with_a_live_heartbeat_is_not_taken_over(
     found: DatasetVersion, alice: User, settings: Any
 ) -> None:
     redaction = _stale_running(found, alice, attempts=1)
-    PiiRedaction.objects.filter(pk=redaction.pk).update(heartbeat_at=services.timezone.now())
+    PiiRedaction.objects.filter(pk=redaction.pk).update(heartbeat_at=timezone.now())
     settings.PEDIGREE_PII_SCAN_STALE_SECONDS = 60
-    assert services.claim_redaction(redaction.pk, worker="second") is None
-    assert services.do_recover_stale_redactions() == []
+    assert claim_redaction(redaction.pk, worker="second") is None
+    assert do_recover_stale_redactions() == []
 
 
 def test_a_redaction_whose_worker_keeps_dying_is_failed(found: DatasetVersion, alice: User) -> None:
-    redaction = _stale_running(found, alice, attempts=services.MAX_ATTEMPTS)
-    [failed] = services.do_recover_stale_redactions()
+    redaction = _stale_running(found, alice, attempts=MAX_ATTEMPTS)
+    [failed] = do_recover_stale_redactions()
     assert failed.pk == redaction.pk
     assert failed.status == PiiJobStatus.FAILED and "stopped responding" in failed.error
-    assert AuditEvent.objects.filter(action=services.ACTION_REDACTION_FAILED).exists()
+    assert AuditEvent.objects.filter(action=ACTION_REDACTION_FAILED).exists()
 
 
 def test_a_worker_that_was_taken_over_cannot_complete_the_redaction(
     found: DatasetVersion, alice: User, settings: Any
 ) -> None:
-    redaction = services.do_request_redaction(
+    redaction = do_request_redaction(
         actor=alice, version=found, operators={"DEFAULT": {"type": "replace"}}, enqueue=False
     )
-    first = services.claim_redaction(redaction.pk, worker="first")
+    first = claim_redaction(redaction.pk, worker="first")
     assert first is not None
     settings.PEDIGREE_PII_SCAN_STALE_SECONDS = 0
-    second = services.claim_redaction(redaction.pk, worker="second")
+    second = claim_redaction(redaction.pk, worker="second")
     assert second is not None and second.attempts == 2
-    outcome = services.run_redaction(first)  # the first worker wakes up: it must not finish it
+    outcome = run_redaction(first)  # the first worker wakes up: it must not finish it
     assert outcome.status == PiiJobStatus.RUNNING and outcome.result is None
     assert DatasetVersion.objects.filter(derived_from=found).count() == 0
     settings.PEDIGREE_PII_SCAN_STALE_SECONDS = 120
-    done = services.run_redaction(second)
+    done = run_redaction(second)
     assert done.status == PiiJobStatus.COMPLETED and done.result is not None

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from governance.choices import PiiStatus
 from governance.models import AuditEvent, Dataset, DatasetVersion
 from governance.models.pii import PiiScan, PiiScanStatus
-from governance.pii import services
+from governance.pii.redactions import ACTION_VERSION_REDACTED, do_redact_dataset_version
 from pedigree.errors import Conflict, InvalidInput, PermissionDenied
 from pedigree.storage import get_store
 from tests.governance.pii_support import CARD, EMAIL, SSN, jsonl_bytes, pii_records, scan_now
@@ -31,7 +31,7 @@ def found(claims_dataset: Dataset, make_version: MakeVersion, alice: User) -> Da
 
 def _redact(version: DatasetVersion, actor: User, operators: dict[str, Any], capture: Any) -> Any:
     with capture(execute=True):
-        return services.do_redact_dataset_version(actor=actor, version=version, operators=operators, reason="share with vendors")
+        return do_redact_dataset_version(actor=actor, version=version, operators=operators, reason="share with vendors")
 
 
 def _texts(version: DatasetVersion) -> list[str]:
@@ -113,7 +113,7 @@ def test_redaction_is_recorded_in_the_audit_log(
     found: DatasetVersion, alice: User, django_capture_on_commit_callbacks: Any
 ) -> None:
     _redact(found, alice, {"DEFAULT": {"type": "replace"}}, django_capture_on_commit_callbacks)
-    event = AuditEvent.objects.get(action=services.ACTION_VERSION_REDACTED)
+    event = AuditEvent.objects.get(action=ACTION_VERSION_REDACTED)
     assert event.reason == "share with vendors" and event.changes["redacted_version"] == "claims-2024 v2"
 
 
@@ -124,17 +124,17 @@ def test_a_version_without_pii_cannot_be_redacted(
     scan_now(version, actor=alice)
     version.refresh_from_db()
     with pytest.raises(Conflict, match="no PII to redact"):
-        services.do_redact_dataset_version(actor=alice, version=version, operators={"DEFAULT": "replace"})
+        do_redact_dataset_version(actor=alice, version=version, operators={"DEFAULT": "replace"})
 
 
 def test_an_unknown_operator_is_refused_naming_the_entity_type(found: DatasetVersion, alice: User) -> None:
     with pytest.raises(InvalidInput, match="operators.US_SSN: type must be one of"):
-        services.do_redact_dataset_version(actor=alice, version=found, operators={"US_SSN": {"type": "shred"}})
+        do_redact_dataset_version(actor=alice, version=found, operators={"US_SSN": {"type": "shred"}})
 
 
 def test_an_outsider_cannot_redact(found: DatasetVersion, mallory: User) -> None:
     with pytest.raises(PermissionDenied):
-        services.do_redact_dataset_version(actor=mallory, version=found, operators={"DEFAULT": "replace"})
+        do_redact_dataset_version(actor=mallory, version=found, operators={"DEFAULT": "replace"})
 
 
 def test_a_csv_version_is_redacted_column_by_column(

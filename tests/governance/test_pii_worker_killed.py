@@ -24,7 +24,8 @@ from django.db import connection
 from governance.choices import PiiStatus
 from governance.models import Dataset, DatasetVersion
 from governance.models.pii import PiiScan, PiiScanStatus
-from governance.pii import services
+from governance.pii.redactions import do_recover_stale_redactions, do_request_redaction
+from governance.pii.scans import claim_pii_scan, run_pii_scan
 from tests.governance.pii_support import jsonl_bytes, scan_now
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,9 +74,9 @@ def test_a_scan_killed_mid_way_is_resumed_by_another_worker_to_the_full_report(
     assert version.pii_status == PiiStatus.SCANNING
 
     settings.PEDIGREE_PII_SCAN_STALE_SECONDS = 0
-    resumed = services.claim_pii_scan(killed.pk, worker="second")
+    resumed = claim_pii_scan(killed.pk, worker="second")
     assert resumed is not None
-    done = services.run_pii_scan(resumed, workers=1)
+    done = run_pii_scan(resumed, workers=1)
     whole = scan_now(version, actor=alice)
     version.refresh_from_db()
     assert done.status == PiiScanStatus.COMPLETED and done.totals["records_scanned"] == 1500
@@ -86,10 +87,10 @@ def test_a_scan_killed_mid_way_is_resumed_by_another_worker_to_the_full_report(
 _REDACT_IN_A_WORKER = """
 import django, sys
 django.setup()
-from governance.pii import services
-redaction = services.claim_redaction(int(sys.argv[1]), worker="doomed")
+from governance.pii.redactions import claim_redaction, run_redaction
+redaction = claim_redaction(int(sys.argv[1]), worker="doomed")
 assert redaction is not None
-services.run_redaction(redaction)
+run_redaction(redaction)
 """
 
 
@@ -103,7 +104,7 @@ def test_a_redaction_killed_mid_way_is_recovered_by_another_worker(
     version: DatasetVersion = make_version(claims_dataset, jsonl_bytes(*texts))
     scan_now(version, actor=alice)
     version.refresh_from_db()
-    redaction = services.do_request_redaction(
+    redaction = do_request_redaction(
         actor=alice, version=version, operators={"DEFAULT": {"type": "replace"}}, enqueue=False
     )
     database = connection.settings_dict
@@ -135,7 +136,7 @@ def test_a_redaction_killed_mid_way_is_recovered_by_another_worker(
 
     settings.PEDIGREE_PII_SCAN_STALE_SECONDS = 0
     with django_capture_on_commit_callbacks(execute=True):
-        [recovered] = services.do_recover_stale_redactions()
+        [recovered] = do_recover_stale_redactions()
     assert recovered.pk == redaction.pk
     done = PiiRedaction.objects.get(pk=redaction.pk)
     assert done.status == PiiJobStatus.COMPLETED and done.attempts == 2 and done.result is not None

@@ -12,8 +12,17 @@ from django.contrib.auth.models import User
 from governance.choices import PiiStatus
 from governance.models import AuditEvent, Dataset, DatasetVersion
 from governance.models.pii import PiiReviewDecision, PiiScan, PiiScanStatus
-from governance.pii import services
+from governance.pii import scans as scans_module
 from governance.pii.config import load_config
+from governance.pii.reviews import ACTION_ENTITY_CONFIRMED, do_review_pii_entity
+from governance.pii.scans import (
+    MAX_ATTEMPTS,
+    claim_pii_scan,
+    do_cancel_pii_scan,
+    do_recover_stale_pii_scans,
+    do_request_pii_scan,
+    run_pii_scan,
+)
 from pedigree.errors import Conflict, InvalidInput, PermissionDenied
 from tests.governance.pii_support import CARD, EMAIL, SSN, jsonl_bytes, pii_records, scan_now
 
@@ -75,7 +84,7 @@ def test_found_types_are_the_versions_pii_fact_without_waiting_for_a_review(scan
 
 def test_a_stewards_dismissal_with_a_reason_removes_a_found_type_from_the_fact(scanned: PiiScan, alice: User) -> None:
     version = scanned.version
-    services.do_review_pii_entity(
+    do_review_pii_entity(
         actor=alice, version=version, entity_type="DATE_TIME", decision=PiiReviewDecision.DISMISSED, reason="dates of claims, not of people"
     )
     version.refresh_from_db()
@@ -91,27 +100,27 @@ def test_a_version_without_findings_becomes_clean(claims_dataset: Dataset, make_
 
 
 def test_requesting_a_scan_marks_the_version_scanning(pii_version: DatasetVersion, alice: User) -> None:
-    services.do_request_pii_scan(actor=alice, version=pii_version, enqueue=False)
+    do_request_pii_scan(actor=alice, version=pii_version, enqueue=False)
     pii_version.refresh_from_db()
     assert pii_version.pii_status == PiiStatus.SCANNING
 
 
 def test_an_outsider_cannot_start_a_scan(pii_version: DatasetVersion, mallory: User) -> None:
     with pytest.raises(PermissionDenied, match="mallory may not scan"):
-        services.do_request_pii_scan(actor=mallory, version=pii_version, enqueue=False)
+        do_request_pii_scan(actor=mallory, version=pii_version, enqueue=False)
 
 
 def test_a_second_scan_with_the_same_configuration_while_one_is_queued_is_refused(
     pii_version: DatasetVersion, alice: User
 ) -> None:
-    services.do_request_pii_scan(actor=alice, version=pii_version, enqueue=False)
+    do_request_pii_scan(actor=alice, version=pii_version, enqueue=False)
     with pytest.raises(Conflict, match="already queued"):
-        services.do_request_pii_scan(actor=alice, version=pii_version, enqueue=False)
+        do_request_pii_scan(actor=alice, version=pii_version, enqueue=False)
 
 
 def test_confirming_an_entity_type_keeps_it_in_the_versions_pii_fact(scanned: PiiScan, alice: User) -> None:
     version = scanned.version
-    services.do_review_pii_entity(
+    do_review_pii_entity(
         actor=alice, version=version, entity_type="US_SSN", decision=PiiReviewDecision.CONFIRMED, reason="real SSNs"
     )
     version.refresh_from_db()
@@ -122,7 +131,7 @@ def test_reviewing_every_found_type_makes_the_version_reviewed(scanned: PiiScan,
     version = scanned.version
     for entity in scanned.found_entity_types:
         decision = PiiReviewDecision.DISMISSED if entity == "DATE_TIME" else PiiReviewDecision.CONFIRMED
-        services.do_review_pii_entity(actor=alice, version=version, entity_type=entity, decision=decision, reason="checked")
+        do_review_pii_entity(actor=alice, version=version, entity_type=entity, decision=decision, reason="checked")
     version.refresh_from_db()
     assert version.pii_status == PiiStatus.REVIEWED
     assert "DATE_TIME" not in version.pii_types and "EMAIL_ADDRESS" in version.pii_types
@@ -130,17 +139,17 @@ def test_reviewing_every_found_type_makes_the_version_reviewed(scanned: PiiScan,
 
 def test_dismissing_a_confirmed_type_removes_it_from_the_fact(scanned: PiiScan, alice: User) -> None:
     version = scanned.version
-    services.do_review_pii_entity(actor=alice, version=version, entity_type="US_SSN", decision="confirmed", reason="a")
-    services.do_review_pii_entity(actor=alice, version=version, entity_type="US_SSN", decision="dismissed", reason="test data")
+    do_review_pii_entity(actor=alice, version=version, entity_type="US_SSN", decision="confirmed", reason="a")
+    do_review_pii_entity(actor=alice, version=version, entity_type="US_SSN", decision="dismissed", reason="test data")
     version.refresh_from_db()
     assert "US_SSN" not in version.pii_types and "EMAIL_ADDRESS" in version.pii_types
 
 
 def test_a_review_is_recorded_in_the_audit_log_with_its_reason(scanned: PiiScan, alice: User) -> None:
-    services.do_review_pii_entity(
+    do_review_pii_entity(
         actor=alice, version=scanned.version, entity_type="EMAIL_ADDRESS", decision="confirmed", reason="customer emails"
     )
-    event = AuditEvent.objects.filter(action=services.ACTION_ENTITY_CONFIRMED).get()
+    event = AuditEvent.objects.filter(action=ACTION_ENTITY_CONFIRMED).get()
     assert event.reason == "customer emails"
     found = sorted(scanned.found_entity_types)
     assert event.changes["pii_types"] == [found, found]
@@ -148,17 +157,17 @@ def test_a_review_is_recorded_in_the_audit_log_with_its_reason(scanned: PiiScan,
 
 def test_a_review_needs_a_reason(scanned: PiiScan, alice: User) -> None:
     with pytest.raises(InvalidInput, match="reason is required"):
-        services.do_review_pii_entity(actor=alice, version=scanned.version, entity_type="US_SSN", decision="confirmed", reason=" ")
+        do_review_pii_entity(actor=alice, version=scanned.version, entity_type="US_SSN", decision="confirmed", reason=" ")
 
 
 def test_dismissing_a_type_no_scan_found_is_refused(scanned: PiiScan, alice: User) -> None:
     with pytest.raises(InvalidInput, match="no completed scan"):
-        services.do_review_pii_entity(actor=alice, version=scanned.version, entity_type="IBAN_CODE", decision="dismissed", reason="x")
+        do_review_pii_entity(actor=alice, version=scanned.version, entity_type="IBAN_CODE", decision="dismissed", reason="x")
 
 
 def test_an_outsider_cannot_review_findings(scanned: PiiScan, mallory: User) -> None:
     with pytest.raises(PermissionDenied):
-        services.do_review_pii_entity(actor=mallory, version=scanned.version, entity_type="US_SSN", decision="dismissed", reason="x")
+        do_review_pii_entity(actor=mallory, version=scanned.version, entity_type="US_SSN", decision="dismissed", reason="x")
 
 
 def test_a_rescan_with_another_configuration_keeps_the_earlier_report(scanned: PiiScan, alice: User) -> None:
@@ -172,17 +181,17 @@ def test_a_rescan_with_another_configuration_keeps_the_earlier_report(scanned: P
 def test_a_rescan_finding_nothing_new_keeps_the_version_reviewed(scanned: PiiScan, alice: User) -> None:
     version = scanned.version
     for entity in scanned.found_entity_types:
-        services.do_review_pii_entity(actor=alice, version=version, entity_type=entity, decision="confirmed", reason="ok")
+        do_review_pii_entity(actor=alice, version=version, entity_type=entity, decision="confirmed", reason="ok")
     scan_now(version, actor=alice, config=load_config().with_overrides(score_threshold=0.95))
     version.refresh_from_db()
     assert version.pii_status == PiiStatus.REVIEWED
 
 
 def test_cancelling_a_queued_scan_restores_the_previous_status(scanned: PiiScan, alice: User) -> None:
-    queued = services.do_request_pii_scan(
+    queued = do_request_pii_scan(
         actor=alice, version=scanned.version, config=load_config().with_overrides(score_threshold=0.9), enqueue=False
     )
-    cancelled = services.do_cancel_pii_scan(actor=alice, scan=queued)
+    cancelled = do_cancel_pii_scan(actor=alice, scan=queued)
     scanned.version.refresh_from_db()
     assert cancelled.status == PiiScanStatus.CANCELLED
     assert scanned.version.pii_status == PiiStatus.PII_FOUND
@@ -190,11 +199,11 @@ def test_cancelling_a_queued_scan_restores_the_previous_status(scanned: PiiScan,
 
 def test_a_running_scan_stops_when_cancelled(claims_dataset: Dataset, make_version: MakeVersion, alice: User, monkeypatch: Any) -> None:
     version = make_version(claims_dataset, jsonl_bytes(*[f"Write to user{i}@example.com" for i in range(600)]))
-    monkeypatch.setattr(services, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(scans_module, "CHECKPOINT_SECONDS", 0.0)
 
     def cancel_midway(scan: PiiScan) -> None:
         if scan.records_done >= 100 and not scan.cancel_requested:
-            services.do_cancel_pii_scan(actor=alice, scan=PiiScan.objects.get(pk=scan.pk))
+            do_cancel_pii_scan(actor=alice, scan=PiiScan.objects.get(pk=scan.pk))
 
     scan = scan_now(version, actor=alice, on_progress=cancel_midway)
     version.refresh_from_db()
@@ -226,7 +235,7 @@ def test_a_scan_whose_worker_died_is_resumed_from_its_checkpoint(
 ) -> None:
     texts = [f"Mail jo{i}@example.org or call 212-555-{1000 + i:04d}." for i in range(500)]
     version = make_version(claims_dataset, jsonl_bytes(*texts))
-    monkeypatch.setattr(services, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(scans_module, "CHECKPOINT_SECONDS", 0.0)
 
     def die(scan: PiiScan) -> None:
         if scan.records_done >= 200:
@@ -240,9 +249,9 @@ def test_a_scan_whose_worker_died_is_resumed_from_its_checkpoint(
     assert version.pii_status == PiiStatus.SCANNING  # never clean
 
     settings.PEDIGREE_PII_SCAN_STALE_SECONDS = 0
-    resumed = services.claim_pii_scan(dead.pk, worker="second")
+    resumed = claim_pii_scan(dead.pk, worker="second")
     assert resumed is not None and resumed.attempts == 2
-    done = services.run_pii_scan(resumed, workers=1)
+    done = run_pii_scan(resumed, workers=1)
     assert done.status == PiiScanStatus.COMPLETED
     assert done.findings.get(entity_type="EMAIL_ADDRESS").count == 500
     assert done.totals["records_scanned"] == 500
@@ -251,10 +260,10 @@ def test_a_scan_whose_worker_died_is_resumed_from_its_checkpoint(
 def test_a_scan_whose_worker_keeps_dying_is_failed(
     pii_version: DatasetVersion, alice: User, settings: Any
 ) -> None:
-    scan = services.do_request_pii_scan(actor=alice, version=pii_version, enqueue=False)
+    scan = do_request_pii_scan(actor=alice, version=pii_version, enqueue=False)
     settings.PEDIGREE_PII_SCAN_STALE_SECONDS = 0
-    PiiScan.objects.filter(pk=scan.pk).update(status=PiiScanStatus.RUNNING, attempts=services.MAX_ATTEMPTS, heartbeat_at="2020-01-01T00:00:00Z")
-    [failed] = services.do_recover_stale_pii_scans()
+    PiiScan.objects.filter(pk=scan.pk).update(status=PiiScanStatus.RUNNING, attempts=MAX_ATTEMPTS, heartbeat_at="2020-01-01T00:00:00Z")
+    [failed] = do_recover_stale_pii_scans()
     pii_version.refresh_from_db()
     assert failed.status == PiiScanStatus.FAILED and "stopped responding" in failed.error
     assert pii_version.pii_status == PiiStatus.SCAN_FAILED
@@ -276,18 +285,18 @@ def test_a_worker_whose_scan_was_taken_over_stops_without_writing_a_report(
     claims_dataset: Dataset, make_version: MakeVersion, alice: User, monkeypatch: Any, settings: Any
 ) -> None:
     version = make_version(claims_dataset, jsonl_bytes(*[f"Mail jo{i}@example.org now." for i in range(400)]))
-    monkeypatch.setattr(services, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(scans_module, "CHECKPOINT_SECONDS", 0.0)
     settings.PEDIGREE_PII_SCAN_STALE_SECONDS = 0
     taken_over: list[PiiScan] = []
 
     def another_worker_takes_over(scan: PiiScan) -> None:
         if not taken_over:
-            other = services.claim_pii_scan(scan.pk, worker="other")
+            other = claim_pii_scan(scan.pk, worker="other")
             assert other is not None
             taken_over.append(other)
 
     slow = scan_now(version, actor=alice, on_progress=another_worker_takes_over)
     assert slow.status == PiiScanStatus.RUNNING and not slow.findings.exists()
-    finished = services.run_pii_scan(taken_over[0], workers=1)
+    finished = run_pii_scan(taken_over[0], workers=1)
     assert finished.status == PiiScanStatus.COMPLETED
     assert finished.findings.get(entity_type="EMAIL_ADDRESS").count == 400

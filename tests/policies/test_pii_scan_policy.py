@@ -15,7 +15,7 @@ from governance.choices import PiiStatus
 from governance.lineage import effective_facts, graph
 from governance.lineage.services import dataset_version_facts
 from governance.models import DatasetVersion
-from governance.pii import services as pii
+from governance.pii.scans import do_request_pii_scan, scan_config
 from pedigree.storage import get_store
 from policies import decisions
 from policies.evaluator import Evaluator
@@ -90,7 +90,7 @@ def test_a_completed_scan_lifts_the_fact_downstream(claims_dataset: Any, make_ve
 def test_a_running_scan_is_incomplete(claims_dataset: Any, make_version: Any, alice: Any) -> None:
     version = _version(claims_dataset, make_version)
     scan_now(version, actor=alice)
-    pii.do_request_pii_scan(actor=alice, version=version, enqueue=False, config=pii.scan_config(score_threshold=0.3))
+    do_request_pii_scan(actor=alice, version=version, enqueue=False, config=scan_config(score_threshold=0.3))
     version.refresh_from_db()
     assert version.pii_status == PiiStatus.SCANNING
     assert effective_facts(node=graph.node_for_dataset_version(version)).pii_scan_incomplete == {"claims-team"}
@@ -102,7 +102,7 @@ def test_a_failed_scan_is_incomplete_even_after_an_earlier_one_completed(
     version = _version(claims_dataset, make_version)
     scan_now(version, actor=alice)
     get_store().delete(version.storage_key)
-    failed = scan_now(version, actor=alice, config=pii.scan_config(score_threshold=0.3))
+    failed = scan_now(version, actor=alice, config=scan_config(score_threshold=0.3))
     version.refresh_from_db()
     assert failed.status == "failed"
     assert version.pii_status == PiiStatus.SCAN_FAILED

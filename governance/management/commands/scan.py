@@ -14,7 +14,7 @@ from tqdm import tqdm
 from governance.management.commands._common import acting_user
 from governance.models import DatasetVersion
 from governance.models.pii import PiiScan
-from governance.pii import services
+from governance.pii.scans import claim_pii_scan, do_request_pii_scan, run_pii_scan, scan_config
 from pedigree.errors import PedigreeError
 
 
@@ -40,12 +40,12 @@ class Command(BaseCommand):
             raise CommandError(f"no version {options['version']} of a dataset named {options['dataset']!r}")
         entities = [e.strip() for e in options["entities"].split(",") if e.strip()] if options["entities"] else None
         try:
-            config = services.scan_config(score_threshold=options["threshold"], entities=entities)
-            scan = services.do_request_pii_scan(actor=user, version=version, config=config, enqueue=options["queue"])
+            config = scan_config(score_threshold=options["threshold"], entities=entities)
+            scan = do_request_pii_scan(actor=user, version=version, config=config, enqueue=options["queue"])
             if options["queue"]:
                 self.stdout.write(f"queued PII scan #{scan.pk} of {version}")
                 return
-            claimed = services.claim_pii_scan(scan.pk, worker="manage.py scan")
+            claimed = claim_pii_scan(scan.pk, worker="manage.py scan")
             if claimed is None:
                 raise CommandError(f"PII scan #{scan.pk} was taken by another worker")
             with tqdm(
@@ -55,7 +55,7 @@ class Command(BaseCommand):
                 def progress(current: PiiScan) -> None:
                     bar.update(current.records_done - bar.n)
 
-                scan = services.run_pii_scan(claimed, on_progress=progress, workers=options["workers"])
+                scan = run_pii_scan(claimed, on_progress=progress, workers=options["workers"])
                 bar.update(version.record_count - bar.n)
         except PedigreeError as error:
             raise CommandError(error.message) from None

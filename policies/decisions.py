@@ -49,7 +49,6 @@ _decision_cache: dict[tuple[Any, ...], tuple[Decision, float | None]] = {}
 _DECISION_CACHE_MAX = 100_000
 
 
-
 def current_policies() -> PolicyBundle:
     """The policy set in force, reloaded first if its files changed."""
     config = policy_settings()

@@ -29,7 +29,7 @@ from policies.decision_log import decision_log
 from policies.evaluator import Evaluator
 from policies.facts import principal_facts, resource_facts
 from policies.loading import PolicyBundle, PolicyInvalid
-from policies.principals import principal_kind_of
+from policies.principals import kinds_by_model, principal_kind_of
 from policies.requests import (
     ACTIONS,
     Decision,
@@ -72,7 +72,7 @@ store.on_reload.append(_on_reload)
 
 def _cache_key(principal: Any, action: str, resource: Any, context: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
     """A key naming every input of a decision by version, or None when one is unversioned."""
-    registered = principal_kind_of(principal)
+    registered = kinds_by_model.get(type(principal))
     if registered is not None:
         principal_key: tuple[Any, ...] = registered.cache_key(principal)
     elif isinstance(principal, PrincipalFacts) and principal.facts_version is not None:

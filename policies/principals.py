@@ -29,19 +29,21 @@ class PrincipalKind(NamedTuple):
     named: Callable[[str], Any | None]  # the one with this name, or None
 
 
-_by_model: dict[type, PrincipalKind] = {}
+# Read-only outside this module: ``decide`` looks a principal's type up here
+# directly (one dict lookup on every decision, cached ones included).
+kinds_by_model: dict[type, PrincipalKind] = {}
 _by_kind: dict[str, PrincipalKind] = {}
 
 
 def register_principal_kind(principal_kind: PrincipalKind) -> None:
     """Register a kind of principal objects (idempotent: a later one replaces it)."""
-    _by_model[principal_kind.model] = principal_kind
+    kinds_by_model[principal_kind.model] = principal_kind
     _by_kind[principal_kind.kind] = principal_kind
 
 
 def principal_kind_of(principal: Any) -> PrincipalKind | None:
     """The registered kind ``principal`` is an instance of, or None."""
-    return _by_model.get(type(principal))
+    return kinds_by_model.get(type(principal))
 
 
 def principal_kind(kind: str) -> PrincipalKind:

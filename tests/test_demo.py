@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 import json
 import re
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ from django.test import TestCase, override_settings
 
 from governance.models import AuditEvent, DatasetVersion
 from governance.models.pii import PiiEntityReview, PiiScan
+from pedigree import storage
 from policies import services as policies
 from policies.facts import find_resource
 from serving.models import Consumer
@@ -78,12 +79,14 @@ def seeded_demo(django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: 
     runs in its own savepoint within it, as in a Django TestCase class."""
     var = tmp_path_factory.mktemp("demo-var")
     with django_db_blocker.unblock(), override_settings(VAR_DIR=var, PEDIGREE_ARTIFACTS=str(var / "artifacts")):
-        atomics = TestCase._enter_atomics()
+        storage._cached_store.cache_clear()  # the store of this module's artifacts folder
+        # What a Django TestCase class does around its tests (private in the stubs).
+        atomics = TestCase._enter_atomics()  # type: ignore[attr-defined]
         try:
             _seed()
             yield
         finally:
-            TestCase._rollback_atomics(atomics)
+            TestCase._rollback_atomics(atomics)  # type: ignore[attr-defined]
 
 
 def _decision(consumer: str, endpoint: str) -> policies.Decision:

@@ -219,9 +219,10 @@ def test_a_patch_changes_the_facts_bumps_the_version_and_is_audited(
 
 def test_every_change_bumps_the_facts_version(api_client: Clients, root: User, claims_fraud: Consumer) -> None:
     client = api_client(root)
-    for expected, change in enumerate(
-        [{"description": "new words"}, {"commercial": True}, {"owner": "root"}, {"groups": ["claims-team", "fraud"]}], start=2
-    ):
+    changes: list[dict[str, Any]] = [
+        {"description": "new words"}, {"commercial": True}, {"owner": "root"}, {"groups": ["claims-team", "fraud"]}
+    ]
+    for expected, change in enumerate(changes, start=2):
         body = {**change, "reason": "OPS-7"}
         assert client.patch(URL + "claims-fraud-us/", body, format="json").json()["facts_version"] == expected
     assert len(_audit("consumer.updated")) == 4

@@ -266,3 +266,18 @@ def test_an_unhandled_error_is_a_plain_500_without_source_or_settings(rf):
     assert page["Content-Type"].startswith("text/plain")
     for response in (api, page):
         assert b"Traceback" not in response.content and b"SECRET_KEY" not in response.content
+
+
+@pytest.mark.django_db
+def test_other_numeric_query_parameters_never_answer_500(admin_client, world):
+    """Filters and options that take numbers (?depth=, ?number=, ...) with a huge or non-numeric value."""
+    failures = []
+    for name in ("depth", "number", "size_bytes", "record_count"):
+        for value in (HUGE, "abc"):
+            for route in ROUTES:
+                if "get" not in route.methods:
+                    continue
+                response = admin_client.get(_url(route, world), {name: value})
+                if response.status_code >= 500:
+                    failures.append(f"GET {route.route}?{name}={value}: {_describe(response)}")
+    assert not failures, "\n".join(failures)

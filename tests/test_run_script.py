@@ -25,7 +25,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(sys.executable).parent.parent if (Path(sys.executable).parent / "activate").exists() else None
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(VENV is None, reason="run.sh needs the virtualenv the tests run in")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(VENV is None, reason="run.sh needs the virtualenv the tests run in"),
+    # run.sh brings its own SQLite database: once, in make test's SQLite pass, is enough.
+    pytest.mark.skipif(os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="runs in the SQLite pass"),
+]
 
 
 def _free_port() -> int:

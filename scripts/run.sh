@@ -2,7 +2,9 @@
 # Start Pedigree on the embedded defaults: SQLite, a file-system Celery broker,
 # artifacts in var/. DEBUG is off (as in production): error pages show no source
 # or settings, and WhiteNoise serves the static files. Ctrl-C stops the web
-# server, the worker and beat together, within seconds.
+# server, the worker and beat together, within seconds. (Started in the
+# background, e.g. `nohup scripts/run.sh &`, bash ignores SIGINT: stop it with
+# `kill -TERM PID`, which does the same.)
 #
 # Environment: PORT (8000), PEDIGREE_VAR (var/), VENV (.venv), DEBUG (0),
 # STOP_GRACE_SECONDS (8: how long running tasks may finish before the worker is

@@ -56,6 +56,13 @@ def _processes_using(var: Path) -> list[psutil.Process]:
     return found
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C's signal at its default, as in a terminal: when these tests run in the
+    background, SIGINT is ignored and children inherit that, and bash cannot trap a
+    signal ignored when it started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Server:
     """scripts/run.sh started in its own process group, as a terminal would."""
 
@@ -66,7 +73,7 @@ class Server:
         env.update({"PEDIGREE_VAR": str(var), "PORT": str(port), "VENV": str(VENV), "PEDIGREE_PII_AUTO_SCAN": "0"})
         self.process = subprocess.Popen(
             ["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_as_in_a_terminal,
         )
 
     def url(self, path: str) -> str:

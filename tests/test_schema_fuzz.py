@@ -10,10 +10,13 @@ Bounded to a few examples per operation so the whole run stays near a minute;
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 
@@ -23,6 +26,17 @@ EXAMPLES = int(os.environ.get("PEDIGREE_FUZZ_EXAMPLES", "4"))
 from pedigree.wsgi import application  # noqa: E402  (Django is set up by pytest-django before collection)
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
+
+
+@pytest.fixture(autouse=True)
+def connection_kept_open() -> Iterator[None]:
+    """As Django's test client does: a finished request must not close the database
+    connection, which would end the test's transaction on PostgreSQL."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from governance.models import Dataset
+from governance.models import AuditEvent, Dataset
 from governance.models.pii import PiiScan, PiiScanTrigger
 from governance.pii.services import do_request_pii_scan
 from governance.services import GovernanceInput, do_create_dataset, do_ingest_dataset_version
@@ -153,15 +153,22 @@ DEMO_CONSUMERS = [
 
 
 def seed_consumers(admin: User, people: dict[str, User]) -> list[str]:
-    """Create the demo consumers once (idempotent), through the service (audited); returns their names."""
+    """Create the demo consumers once, through the service (audited); returns their names.
+
+    A demo consumer that exists, or that an admin deleted since (the audit log
+    says so), is left alone: running the seed again undoes nobody's change.
+    """
+    from serving.choices import ServingAuditAction
     from serving.models import Consumer
     from serving.services import do_create_consumer
 
     for name, description, owner, groups, clearances, purposes, region, commercial in DEMO_CONSUMERS:
-        if not Consumer.objects.filter(name=name).exists():
+        deleted = AuditEvent.objects.filter(action=ServingAuditAction.CONSUMER_DELETED, target_label=name).exists()
+        if not deleted and not Consumer.objects.filter(name=name).exists():
             do_create_consumer(
                 actor=admin, name=name, description=description, owner=people.get(owner, admin), groups=groups,
                 pii_clearances=clearances, purposes=purposes, region=region, commercial=commercial,
+                reason="demo data seeded by make run",
             )
     return [consumer[0] for consumer in DEMO_CONSUMERS]
 
@@ -212,9 +219,19 @@ def seed(stdout: io.TextIOBase | None = None) -> None:
                          allowed_purposes=["research"], consent_basis="consent", residency_regions=["eu", "us"])),
     ]
     for name, group_name, steward_name, title, domain, data, filename, governance in specs:
-        group = Group.objects.get(name=group_name)
+        group = Group.objects.get_or_create(name=group_name)[0]
         steward = people[steward_name]
         dataset = Dataset.objects.filter(name=name).first()
+        existing = dataset.versions.order_by("number").first() if dataset is not None else None
+        if existing is not None:
+            # Seeded before: its owners, steward, licence or status may have been
+            # changed since, on purpose. Ingesting again would act as a steward who
+            # may no longer own it, or clash with the new licence: leave it alone.
+            say(f"  {existing}: {existing.record_count} records (present)\n")
+            # One seeded before scanning existed is queued here, so the demo shows every report.
+            if not PiiScan.objects.filter(version=existing).exists():
+                do_request_pii_scan(actor=None, version=existing, trigger=PiiScanTrigger.AUTOMATIC)
+            continue
         if dataset is None:
             dataset = do_create_dataset(
                 actor=admin, name=name, owner_group=group, steward=steward, title=title, domain=domain,
@@ -223,12 +240,7 @@ def seed(stdout: io.TextIOBase | None = None) -> None:
         outcome = do_ingest_dataset_version(
             actor=steward, dataset=dataset, source=io.BytesIO(data), filename=filename, governance=governance
         )
-        state = "added" if outcome.created else "present"
-        say(f"  {outcome.version}: {outcome.version.record_count} records ({state})\n")
-        # New versions are queued for a PII scan as they commit; one seeded before
-        # scanning existed is queued here, so the demo shows every report.
-        if not outcome.created and not PiiScan.objects.filter(version=outcome.version).exists():
-            do_request_pii_scan(actor=None, version=outcome.version, trigger=PiiScanTrigger.AUTOMATIC)
+        say(f"  {outcome.version}: {outcome.version.record_count} records (added)\n")
     from governance.lineage.demo import seed_lineage  # models and endpoints on the demo data
 
     seed_lineage(say)

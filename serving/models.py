@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from governance.choices import Purpose, Region
+from governance.pii.entity_types import describe_unknown, unknown_entity_types
 from pedigree.types import Actor
 
 
@@ -79,7 +80,11 @@ class Consumer(models.Model):
         return self.name
 
     def clean(self) -> None:
-        """Lists of non-empty strings; purposes from the catalog's vocabulary."""
+        """Lists of non-empty strings; purposes from the catalog's vocabulary; clearances the scanner's entity types.
+
+        A clearance the scanner never reports ("person", "BOGUS") would match no
+        fact: it must be refused, not stored as if it meant something.
+        """
         errors: dict[str, str] = {}
         for name in ("groups", "pii_clearances", "purposes"):
             value = getattr(self, name)
@@ -89,6 +94,10 @@ class Consumer(models.Model):
             unknown = sorted(set(self.purposes) - set(Purpose.values))
             if unknown:
                 errors["purposes"] = f"unknown purpose {unknown[0]!r}: use {', '.join(Purpose.values)}"
+        if "pii_clearances" not in errors:
+            unknown_types = unknown_entity_types(self.pii_clearances)
+            if unknown_types:
+                errors["pii_clearances"] = describe_unknown(unknown_types)
         if errors:
             raise ValidationError(errors)
 

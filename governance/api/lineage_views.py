@@ -148,6 +148,7 @@ class LineageNodeViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = LineageNodeSerializer
     filterset_class = None
+    lookup_value_regex = r"[0-9]+"  # /nodes/abc/... is a 404, not int("abc") failing in _node
     search_fields = ["label", "reference"]
     ordering_fields = ["id", "label", "kind", "updated_at"]
 
@@ -258,6 +259,7 @@ class QuarantineExceptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixi
 
     serializer_class = QuarantineExceptionSerializer
     filterset_class = None
+    lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self) -> QuerySet[QuarantineException]:
         return QuarantineException.objects.select_related("node", "cause", "granted_by", "withdrawn_by").order_by("-granted_at")

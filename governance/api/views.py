@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +23,7 @@ from governance.licences import all_licences
 from governance.lineage.status import with_lineage_status
 from governance.models import AuditEvent, Dataset, DatasetVersion
 from pedigree.errors import InvalidInput
+from pedigree.parsers import DepthLimitedJSONParser
 
 
 class RawStreamParser(BaseParser):
@@ -99,7 +100,7 @@ class DatasetVersionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = s.DatasetVersionSerializer
     filterset_class = DatasetVersionFilterSet
     ordering_fields = ["number", "created_at", "size_bytes"]
-    parser_classes = [JSONParser, MultiPartParser, FormParser, RawStreamParser]
+    parser_classes = [DepthLimitedJSONParser, MultiPartParser, FormParser, RawStreamParser]
 
     def get_dataset(self) -> Dataset:
         return get_object_or_404(Dataset.objects.restrict(self.request.user, "view"), name=self.kwargs["dataset_name"])

@@ -16,3 +16,9 @@ from pedigree.settings import *  # noqa: E402,F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast personas
 # New versions are not scanned for PII unless a test turns it on (scans load spaCy).
 PEDIGREE_PII_AUTO_SCAN = False
+
+# SQLite's test database is a file next to the configured one, not memory:
+# tests start real worker processes (tests/test_worker_*.py) that open it too.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" and DATABASES["default"]["NAME"] not in ("", ":memory:"):
+    _sqlite_path = Path(DATABASES["default"]["NAME"])
+    DATABASES["default"]["TEST"] = {"NAME": str(_sqlite_path.with_name("test_" + _sqlite_path.name))}

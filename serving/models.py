@@ -9,12 +9,14 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from governance.choices import Purpose, Region
+from pedigree import roles
 from pedigree.types import Actor
 
 
 def is_admin(user: Actor | None) -> bool:
-    """Platform admins manage consumers (staff or superusers)."""
-    return user is not None and user.is_authenticated and bool(user.is_staff or user.is_superuser)
+    """Platform admins manage consumers (superusers and the ``admins`` group;
+    ``is_staff`` alone is a console login, not admin: see ``pedigree.roles``)."""
+    return roles.is_admin(user)
 
 
 class ConsumerQuerySet(models.QuerySet["Consumer"]):

@@ -29,7 +29,7 @@ from django.utils import timezone
 from governance.choices import PiiStatus
 from governance.lineage import services as lineage
 from governance.models import DatasetVersion
-from governance.models.audit import record_audit_event
+from governance.models.audit import lock_for_governed_write, record_audit_event
 from governance.models.pii import (
     ACTIVE_SCAN_STATUSES,
     PiiEntityReview,
@@ -115,6 +115,7 @@ def refresh_version_pii(version: DatasetVersion, *, actor: Actor | None = None, 
     """Store the derived PII facts on the version; bump ``facts_version`` and
     refresh lineage when they changed. Runs in the caller's transaction."""
     with transaction.atomic():
+        lock_for_governed_write()  # before the version row: see governance.models.audit
         locked = DatasetVersion.objects.select_for_update().get(pk=version.pk)
         status, types = derive_pii_facts(locked)
         if locked.pii_status == status and list(locked.pii_types) == types:
@@ -164,6 +165,7 @@ def do_request_pii_scan(
     ensure_may_change(actor, version, "scan the versions")
     config = config or load_config()
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         DatasetVersion.objects.select_for_update().filter(pk=version.pk).first()
         active = PiiScan.objects.filter(version=version).filter(status__in=ACTIVE_SCAN_STATUSES, config_digest=config.digest).first()
         if active is not None:
@@ -302,6 +304,7 @@ def _finish_completed(scan: PiiScan, state: dict[str, Any]) -> PiiScan:
     summary = summarize(state)
     found = sorted(summary["entities"])
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         locked = PiiScan.objects.select_for_update().get(pk=scan.pk)
         if locked.status != PiiScanStatus.RUNNING or locked.attempts != scan.attempts:
             return locked  # cancelled meanwhile, or taken over by another worker
@@ -355,6 +358,7 @@ def _finish_completed(scan: PiiScan, state: dict[str, Any]) -> PiiScan:
 
 def _finish_failed(scan: PiiScan, message: str) -> PiiScan:
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         locked = PiiScan.objects.select_for_update().get(pk=scan.pk)
         if locked.status not in ACTIVE_SCAN_STATUSES:
             return locked
@@ -371,6 +375,7 @@ def _finish_failed(scan: PiiScan, message: str) -> PiiScan:
 
 def _finish_cancelled(scan: PiiScan, actor: Actor | None = None) -> PiiScan:
     with transaction.atomic(durable=not transaction.get_connection().in_atomic_block):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         locked = PiiScan.objects.select_for_update().get(pk=scan.pk)
         if locked.status not in ACTIVE_SCAN_STATUSES:
             return locked
@@ -397,6 +402,7 @@ def do_cancel_pii_scan(*, actor: Actor, scan: PiiScan) -> PiiScan:
     if scan.status == PiiScanStatus.QUEUED:
         return _finish_cancelled(scan, actor)
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         PiiScan.objects.filter(pk=scan.pk).update(cancel_requested=True)
         record_audit_event(actor=actor, action=ACTION_SCAN_CANCEL_REQUESTED, target=scan.version, changes={"scan": scan.pk})
     scan.refresh_from_db()
@@ -447,6 +453,7 @@ def do_review_pii_entity(
         raise InvalidInput(f"no completed scan of {version} found {entity_type}: nothing to dismiss", field="entity_type")
     latest = latest_completed_scan(version)
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         previous = PiiEntityReview.objects.select_for_update().filter(version=version, entity_type=entity_type).first()
         before = list(DatasetVersion.objects.get(pk=version.pk).pii_types)
         review, _ = PiiEntityReview.objects.update_or_create(
@@ -521,6 +528,7 @@ def do_request_redaction(
             pii_status=version.pii_status,
         )
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         redaction = PiiRedaction.objects.create(
             source=version,
             operators=clean_operators,
@@ -613,6 +621,7 @@ def run_redaction(redaction: PiiRedaction, *, raise_errors: bool = False) -> Pii
             set(latest.found_entity_types) - set(dismissed) - {e for e, spec in clean_operators.items() if spec["type"] == "keep"}
         )
         with transaction.atomic(durable=True):
+            lock_for_governed_write()  # the global locks first: see governance.models.audit
             Dataset.objects.select_for_update().filter(pk=version.dataset_id).first()
             redacted = DatasetVersion.objects.filter(dataset=version.dataset, sha256=result.sha256).first()
             created = redacted is None
@@ -672,6 +681,7 @@ def run_redaction(redaction: PiiRedaction, *, raise_errors: bool = False) -> Pii
         run.fail(error)
         message = error.message if isinstance(error, InvalidInput | NotFound) else f"{type(error).__name__}: {error}"
         with transaction.atomic(durable=True):
+            lock_for_governed_write()  # the global locks first: see governance.models.audit
             PiiRedaction.objects.filter(pk=redaction.pk).update(
                 status=PiiJobStatus.FAILED, error=message[:4000], finished_at=timezone.now()
             )

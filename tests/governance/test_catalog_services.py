@@ -210,14 +210,14 @@ def test_the_audit_chain_detects_a_deleted_event(make_version, claims_dataset, a
     assert not verify_chain().ok
 
 
-def test_a_new_owner_group_or_steward_is_a_new_facts_version_of_every_version(make_version, claims_dataset, alice, erin, support_team):
+def test_a_new_owner_group_or_steward_is_a_new_facts_version_of_every_version(make_version, claims_dataset, alice, erin, root, support_team):
     first, second = make_version(claims_dataset), make_version(claims_dataset)
     before = {v.pk: v.facts_version for v in (first, second)}
-    do_update_dataset(actor=alice, dataset=claims_dataset, changes={"steward": erin}, reason="handover")
+    do_update_dataset(actor=root, dataset=claims_dataset, changes={"steward": erin}, reason="handover")
     after_steward = {v.pk: v.facts_version for v in claims_dataset.versions.all()}
     assert all(after_steward[pk] == before[pk] + 1 for pk in before)
-    alice.groups.add(support_team)
-    do_update_dataset(actor=alice, dataset=claims_dataset, changes={"owner_group": support_team}, reason="moved")
+    erin.groups.add(support_team)
+    do_update_dataset(actor=root, dataset=claims_dataset, changes={"owner_group": support_team}, reason="moved")
     assert all(v.facts_version == after_steward[v.pk] + 1 for v in claims_dataset.versions.all())
-    do_update_dataset(actor=alice, dataset=claims_dataset, changes={"title": "Claims"}, reason="retitled")
+    do_update_dataset(actor=erin, dataset=claims_dataset, changes={"title": "Claims"}, reason="retitled")
     assert all(v.facts_version == after_steward[v.pk] + 1 for v in claims_dataset.versions.all())

@@ -43,9 +43,9 @@ def test_adding_a_dataset_in_the_console_records_it_in_the_audit_log(console, cl
 
 def test_changing_a_dataset_in_the_console_records_the_change(console, claims_dataset, claims_team, erin):
     url = f"/admin/governance/dataset/{claims_dataset.pk}/change/"
-    response = console.post(url, form(claims_dataset.name, claims_team, erin, title="Claims, 2024"))
+    response = console.post(url, form(claims_dataset.name, claims_team, erin, title="Claims, 2024", reason="alice moved on"))
     assert response.status_code == 302, response.content.decode()[:2000]
     claims_dataset.refresh_from_db()
     assert (claims_dataset.title, claims_dataset.steward) == ("Claims, 2024", erin)
-    event = AuditEvent.objects.filter(action="dataset.updated").get()
-    assert event.changes["steward"] == ["alice", "erin"]
+    event = AuditEvent.objects.filter(action="dataset.ownership_changed").get()
+    assert event.changes["steward"] == ["alice", "erin"] and event.reason == "alice moved on"

@@ -226,6 +226,7 @@ class TestRegisterByUri:
         from pedigree.storage import s3_client
 
         settings.AWS_ENDPOINT_URL = s3_endpoint
+        settings.PEDIGREE_IMPORT_BUCKETS = [s3_bucket]  # none by default
         data = b"id,text\n1,hello\n"
         s3_client(s3_endpoint).put_object(Bucket=s3_bucket, Key="raw/hello.csv", Body=data)
         response = api_client(alice).post(

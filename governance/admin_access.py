@@ -69,6 +69,11 @@ class NodeScopedAdminMixin:
 
     node_lookup = ""  # path to the node: "" for nodes themselves, "node" for exceptions
 
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        # Only an admin records a quarantine exception (the service checks again).
+        context["can_record_exception"] = is_admin(request.user)
+        return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
+
     def scope(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         visible = visible_node_ids(request.user)
         if visible is None:

@@ -229,7 +229,7 @@ def do_request_dataset_transfer(
             from_steward=locked.steward,
             to_steward=steward,
             reason=reason.strip(),
-            requested_by=actor,
+            requested_by=actor,  # type: ignore[misc]  # signed in: ensure_may refused anonymous users
         )
         record_audit_event(
             actor=actor,
@@ -298,7 +298,7 @@ def do_accept_dataset_transfer(*, actor: User, transfer: DatasetTransfer, reason
         dataset.steward = locked.to_steward
         dataset.save(update_fields=["owner_group", "steward", "updated_at"])
         locked.status = TransferStatus.ACCEPTED
-        locked.decided_by = actor
+        locked.decided_by = actor  # type: ignore[assignment]  # signed in: checked above
         locked.decided_at = timezone.now()
         locked.decision_reason = reason.strip()
         locked.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
@@ -326,7 +326,7 @@ def do_decline_dataset_transfer(*, actor: User, transfer: DatasetTransfer, reaso
         lock_for_governed_write()
         locked = _pending(transfer)
         locked.status = TransferStatus.DECLINED if receiving else TransferStatus.CANCELLED
-        locked.decided_by = actor
+        locked.decided_by = actor  # type: ignore[assignment]  # signed in: checked above
         locked.decided_at = timezone.now()
         locked.decision_reason = reason.strip()
         locked.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])

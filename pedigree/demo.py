@@ -8,6 +8,7 @@ through the same services as the API, so the demo shows the real behaviour
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import random
@@ -24,7 +25,12 @@ from rest_framework.authtoken.models import Token
 from governance.models import Dataset
 from governance.models.pii import PiiScan, PiiScanTrigger
 from governance.pii.services import do_request_pii_scan
-from governance.services import GovernanceInput, do_create_dataset, do_ingest_dataset_version
+from governance.services import (
+    GovernanceInput,
+    IngestOutcome,
+    do_create_dataset,
+    do_ingest_dataset_version,
+)
 
 FIRST_NAMES = ["Maria", "James", "Aisha", "Chen", "Lukas", "Sofia", "Omar", "Emma", "Ravi", "Hannah"]
 LAST_NAMES = ["Garcia", "Smith", "Khan", "Wei", "Müller", "Rossi", "Haddad", "Johnson", "Patel", "Novak"]
@@ -220,9 +226,15 @@ def seed(stdout: io.TextIOBase | None = None) -> None:
                 actor=admin, name=name, owner_group=group, steward=steward, title=title, domain=domain,
                 labels={"demo": "true", "team": group_name},
             )
-        outcome = do_ingest_dataset_version(
-            actor=steward, dataset=dataset, source=io.BytesIO(data), filename=filename, governance=governance
-        )
+        seeded = dataset.versions.filter(sha256=hashlib.sha256(data).hexdigest()).first()
+        if seeded is not None:
+            # Already seeded: uploading the same bytes again with today's expiry
+            # date (or a steward's later edits) would be a 409, never a silent keep.
+            outcome = IngestOutcome(seeded, created=False)
+        else:
+            outcome = do_ingest_dataset_version(
+                actor=steward, dataset=dataset, source=io.BytesIO(data), filename=filename, governance=governance
+            )
         state = "added" if outcome.created else "present"
         say(f"  {outcome.version}: {outcome.version.record_count} records ({state})\n")
         # New versions are queued for a PII scan as they commit; one seeded before

@@ -241,9 +241,10 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         if request is None:
             return False  # no user to check: show the catalog entry only (fail closed)
-        if "_detail_dataset_ids" not in self.context:
-            self.context["_detail_dataset_ids"] = detail_dataset_ids(request.user)
-        allowed = self.context["_detail_dataset_ids"]
+        context: dict[str, Any] = self.context  # type: ignore[assignment]  # the root's dict, shared by a list's items
+        if "_detail_dataset_ids" not in context:
+            context["_detail_dataset_ids"] = detail_dataset_ids(request.user)
+        allowed = context["_detail_dataset_ids"]
         return allowed is None or version.dataset_id in allowed
 
     def to_representation(self, instance: DatasetVersion) -> dict[str, Any]:

@@ -231,7 +231,7 @@ def test_a_dataset_update_from_a_stale_copy_keeps_every_other_change_and_audits_
     assert (stored.title, stored.description) == ("Claims A", "every 2024 claim")
     do_update_dataset(actor=erin, dataset=stale, changes={"title": "Claims B"})
     last = AuditEvent.objects.filter(action="dataset.updated").order_by("-sequence").first()
-    assert last.changes == {"title": ["Claims A", "Claims B"]}
+    assert last is not None and last.changes == {"title": ["Claims A", "Claims B"]}
 
 
 def test_a_governance_update_from_a_stale_copy_keeps_every_other_change(claims_dataset, make_version, alice, erin):

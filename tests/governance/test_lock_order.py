@@ -9,6 +9,7 @@ of running them side by side.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import time
@@ -21,8 +22,8 @@ from django.db import connection
 
 from governance.models import AuditChainHead, DatasetVersion, LineageGraphState
 from governance.models.audit import verify_chain
-from governance.pii.engine import get_analyzer
 from governance.pii.config import load_config
+from governance.pii.engine import get_analyzer
 from governance.pii.services import claim_pii_scan, do_request_pii_scan, run_pii_scan
 from governance.services import (
     GovernanceInput,
@@ -78,10 +79,9 @@ def test_ingest_revoke_scans_and_dataset_updates_run_together_without_deadlock(
 
     def revoke() -> None:
         version = pick()
-        try:
+        # Already revoked by an earlier round: still a locked read and a refusal.
+        with contextlib.suppress(Conflict):
             do_revoke_dataset_version(actor=alice, version=version, reason="consent withdrawn")
-        except Conflict:
-            pass  # already revoked by an earlier round: still a locked read and a refusal
 
     def scan() -> None:
         version = pick()

@@ -6,7 +6,11 @@ from typing import Any
 
 import pytest
 
-from governance.services import do_open_dataset_version, do_revoke_dataset_version, do_update_dataset
+from governance.services import (
+    do_open_dataset_version,
+    do_revoke_dataset_version,
+    do_update_dataset,
+)
 from pedigree.errors import Conflict, InvalidInput, PermissionDenied
 from policies import services
 from policies.models import PolicyDecision

@@ -70,6 +70,12 @@ class DatasetVersionInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True  # shown only on a dataset page the user may already see (DatasetAdmin scopes it)
+
     @admin.display(description="size")
     def size(self, version: DatasetVersion) -> str:
         return _filesize(version.size_bytes)

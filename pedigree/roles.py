@@ -40,3 +40,27 @@ def reads_everything(user: Any) -> bool:
     if user.is_superuser:
         return True
     return bool(user.groups.filter(name__in=(ADMIN_GROUP, AUDITOR_GROUP)).exists())
+
+
+class RoleBackend:
+    """An authentication backend that only answers permission questions:
+    admins hold every console permission, auditors every ``view_*`` one.
+
+    Add ``"pedigree.roles.RoleBackend"`` after Django's ``ModelBackend`` in
+    ``AUTHENTICATION_BACKENDS`` so the console pages that still use Django's
+    model permissions (policies, consumers) follow the same roles as the
+    governance pages; it never authenticates anyone.
+    """
+
+    def authenticate(self, request: Any, **credentials: Any) -> None:
+        return None
+
+    def has_perm(self, user: Any, perm: str, obj: Any = None) -> bool:
+        if not getattr(user, "is_staff", False):
+            return False  # the console needs a login first
+        if is_admin(user):
+            return True
+        return perm.split(".", 1)[-1].startswith("view_") and is_auditor(user)
+
+    def has_module_perms(self, user: Any, app_label: str) -> bool:
+        return bool(getattr(user, "is_staff", False)) and reads_everything(user)

@@ -25,7 +25,7 @@ class ConsumerQuerySet(models.QuerySet["Consumer"]):
     def restrict(self, user: Actor, action: str = "view") -> ConsumerQuerySet:
         """Consumers on which ``user`` may perform ``action``.
 
-        - ``view``: admins see every consumer; anyone else only the consumers
+        - ``view``: admins and auditors see every consumer; anyone else only the consumers
           they own (an application team reads its own settings and what the
           policies let it call).
         - ``change`` and ``delete``: admins only. A consumer's clearances and
@@ -33,8 +33,8 @@ class ConsumerQuerySet(models.QuerySet["Consumer"]):
         """
         if not user.is_authenticated:
             return self.none()
-        if is_admin(user):
-            return self.all()
+        if is_admin(user) or (action == "view" and roles.reads_everything(user)):
+            return self.all()  # auditors read every consumer, change none
         if action == "view":
             return self.filter(owner=user)  # type: ignore[misc]  # authenticated: a User
         if action in {"change", "delete"}:

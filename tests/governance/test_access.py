@@ -423,3 +423,30 @@ def test_a_console_login_alone_shows_no_governance_pages(version: DatasetVersion
                 "/admin/governance/auditevent/", "/admin/governance/lineagenode/"):
         assert console.get(url).status_code == 403, url
     assert console.get(f"/admin/governance/datasetversion/{version.pk}/revoke/").status_code == 404
+
+
+def test_the_policy_api_is_for_admins_and_auditors_reading_not_for_a_console_login(api_client: Any, audrey: User, root: User) -> None:
+    staff = User.objects.create_user("sid", password="pw-sid", is_staff=True)
+    assert api_client(staff).get("/api/v1/policies/").status_code == 403
+    assert api_client(audrey).get("/api/v1/policies/").status_code == 200
+    assert api_client(audrey).post("/api/v1/policies/reload/", {}, format="json").status_code == 403
+    assert api_client(root).get("/api/v1/policies/").status_code == 200
+
+
+def test_an_auditor_reads_every_consumer_and_changes_none(api_client: Any, audrey: User, root: User) -> None:
+    from serving.services import do_create_consumer
+
+    do_create_consumer(actor=root, name="claims-fraud-us", region="us")
+    assert [c["name"] for c in api_client(audrey).get("/api/v1/consumers/").json()["results"]] == ["claims-fraud-us"]
+    response = api_client(audrey).patch("/api/v1/consumers/claims-fraud-us/", {"region": "eu", "reason": "r"}, format="json")
+    assert response.status_code == 403
+
+
+def test_with_the_role_backend_an_auditor_reads_the_other_console_pages_and_a_console_login_alone_does_not(
+    settings: Any, audrey: User
+) -> None:
+    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "pedigree.roles.RoleBackend"]
+    assert _console(audrey).get("/admin/policies/policydecision/").status_code == 200
+    assert _console(audrey).get("/admin/serving/consumer/add/").status_code == 403
+    staff = User.objects.create_user("sid", password="pw-sid", is_staff=True)
+    assert _console(staff).get("/admin/policies/policydecision/").status_code == 403

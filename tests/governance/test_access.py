@@ -450,3 +450,11 @@ def test_with_the_role_backend_an_auditor_reads_the_other_console_pages_and_a_co
     assert _console(audrey).get("/admin/serving/consumer/add/").status_code == 403
     staff = User.objects.create_user("sid", password="pw-sid", is_staff=True)
     assert _console(staff).get("/admin/policies/policydecision/").status_code == 403
+
+
+def test_searching_versions_by_digest_does_not_confirm_another_teams_file(
+    api_client: Any, mallory: User, erin: User, version: DatasetVersion
+) -> None:
+    query = {"sha256": version.sha256}
+    assert api_client(mallory).get("/api/v1/versions/", query).json()["results"] == []
+    assert [v["number"] for v in api_client(erin).get("/api/v1/versions/", query).json()["results"]] == [1]

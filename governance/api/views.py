@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.http import FileResponse, HttpRequest
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance import services
-from governance.access import ensure_details_visible
+from governance.access import ensure_details_visible, may_see_details
 from governance.api import serializers as s
 from governance.filtersets import DatasetFilterSet, DatasetVersionFilterSet
 from governance.licences import all_licences
@@ -276,12 +276,19 @@ class DatasetTransferViewSet(viewsets.GenericViewSet):
     def get_dataset(self) -> Dataset:
         return get_object_or_404(Dataset.objects.restrict(self.request.user, "view"), name=self.kwargs["dataset_name"])
 
-    def get_transfer(self) -> DatasetTransfer:
-        transfer = (
-            DatasetTransfer.objects.select_related("dataset", "from_group", "to_group", "from_steward", "to_steward",
-                                                   "requested_by", "decided_by")
-            .filter(dataset=self.get_dataset(), pk=self.kwargs["pk"]).first()
+    def visible_transfers(self, dataset: Dataset) -> QuerySet[DatasetTransfer]:
+        """Transfers are governance history: for those who see the dataset's
+        details, and for the receiving side (who must see what to accept)."""
+        transfers = DatasetTransfer.objects.filter(dataset=dataset).select_related(
+            "dataset", "from_group", "to_group", "from_steward", "to_steward", "requested_by", "decided_by"
         )
+        user = self.request.user
+        if may_see_details(user, dataset):
+            return transfers
+        return transfers.filter(Q(to_steward=user) | Q(to_group__in=user.groups.all())).distinct()  # type: ignore[union-attr]
+
+    def get_transfer(self) -> DatasetTransfer:
+        transfer = self.visible_transfers(self.get_dataset()).filter(pk=self.kwargs["pk"]).first()
         if transfer is None:
             raise NotFound(f"dataset {self.kwargs['dataset_name']} has no transfer {self.kwargs['pk']}", field="transfer")
         return transfer
@@ -289,11 +296,7 @@ class DatasetTransferViewSet(viewsets.GenericViewSet):
     @extend_schema(responses=s.DatasetTransferSerializer(many=True))
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """The dataset's transfer requests, newest first."""
-        dataset = self.get_dataset()
-        transfers = DatasetTransfer.objects.filter(dataset=dataset).select_related(
-            "dataset", "from_group", "to_group", "from_steward", "to_steward", "requested_by", "decided_by"
-        )
-        return Response(s.DatasetTransferSerializer(transfers, many=True).data)
+        return Response(s.DatasetTransferSerializer(self.visible_transfers(self.get_dataset()), many=True).data)
 
     @extend_schema(request=s.DatasetTransferRequestSerializer, responses={201: s.DatasetTransferSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -458,3 +458,18 @@ def test_searching_versions_by_digest_does_not_confirm_another_teams_file(
     query = {"sha256": version.sha256}
     assert api_client(mallory).get("/api/v1/versions/", query).json()["results"] == []
     assert [v["number"] for v in api_client(erin).get("/api/v1/versions/", query).json()["results"]] == [1]
+
+
+def test_transfers_are_seen_by_the_dataset_team_and_the_receiving_side_only(
+    api_client: Any, alice: User, mallory: User, support_team: Group, claims_dataset: Dataset
+) -> None:
+    url = DATASETS + "claims-2024/transfers/"
+    dana = User.objects.create_user("dana", password="pw")
+    dana.groups.add(Group.objects.get_or_create(name="research")[0])
+    transfer = do_request_dataset_transfer(
+        actor=alice, dataset=claims_dataset, owner_group=support_team, steward=mallory, reason="claims line moves to support"
+    )
+    assert [t["id"] for t in api_client(alice).get(url).json()] == [transfer.pk]
+    assert [t["id"] for t in api_client(mallory).get(url).json()] == [transfer.pk]  # the receiving side
+    assert api_client(dana).get(url).json() == []
+    assert api_client(dana).get(f"{url}{transfer.pk}/").status_code == 404

@@ -94,9 +94,32 @@ class DatasetAdminForm(forms.ModelForm):
         help_text="Why: required to change the owner group or steward (admins), recorded in the audit log.",
     )
 
+    actor: Any = None  # set per request by DatasetAdmin.get_form
+
     class Meta:
         model = Dataset
         fields = ["name", "title", "description", "owner_group", "steward", "domain", "labels"]
+
+    def clean(self) -> dict[str, Any]:
+        """Ask the services' questions before saving, so a refusal is a form
+        error naming the field (never a 500 from inside the save)."""
+        data: dict[str, Any] = super().clean() or {}
+        try:
+            if self.instance.pk is None:
+                if data.get("owner_group") is not None:
+                    services.check_may_create_dataset(self.actor, data["owner_group"])
+            else:
+                changed = sorted({"owner_group", "steward"} & set(self.changed_data))
+                if changed:
+                    services.check_ownership_change(
+                        actor=self.actor, dataset=self.instance, changed=changed,
+                        owner_group=data.get("owner_group") or self.instance.owner_group,
+                        steward=data.get("steward") or self.instance.steward, reason=data.get("reason", ""),
+                    )
+        except PedigreeError as error:
+            field = error.details.get("field")
+            self.add_error(field if field in self.fields else None, error.message)
+        return data
 
 
 @admin.register(Dataset)
@@ -135,6 +158,11 @@ class DatasetAdmin(DatasetScopedAdminMixin, ServiceBackedModelAdmin):
     @admin.display(description="versions", ordering="_versions")
     def versions_count(self, dataset: Any) -> int:
         return dataset._versions
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = request.user  # type: ignore[attr-defined]  # DatasetAdminForm.actor
+        return form
 
     def get_readonly_fields(self, request: HttpRequest, obj: Dataset | None = None) -> list[str]:
         if obj is None:

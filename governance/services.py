@@ -85,13 +85,8 @@ def do_create_dataset(
     labels: dict[str, str] | None = None,
 ) -> Dataset:
     """Create a dataset. The actor must belong to the owning group (or be an admin)."""
-    if not actor.is_authenticated:
-        raise PermissionDenied("sign in to create datasets")
-    if not (is_admin(actor) or actor.groups.filter(pk=owner_group.pk).exists()):
-        raise PermissionDenied(
-            f"{actor.get_username()} is not a member of {owner_group.name} and cannot create "
-            "a dataset owned by it"
-        )
+    check_may_create_dataset(actor, owner_group)
+    assert isinstance(actor, UserModel)  # signed in: checked above
     dataset = Dataset(
         name=name,
         owner_group=owner_group,
@@ -146,19 +141,10 @@ def do_update_dataset(*, actor: User, dataset: Dataset, changes: dict[str, Any],
             return locked
         ownership = sorted(set(diff) & set(OWNERSHIP_FIELDS))
         if ownership:
-            if not is_admin(actor):
-                raise PermissionDenied(
-                    f"changing the {' and '.join(ownership)} of dataset {locked.name} needs an admin; "
-                    f"or request a transfer (POST /api/v1/datasets/{locked.name}/transfers/) that the "
-                    "receiving team accepts",
-                    field=ownership[0],
-                )
-            if not reason.strip():
-                raise InvalidInput(
-                    f"a reason is required to change the {' and '.join(ownership)} of dataset {locked.name}",
-                    field="reason",
-                )
-            _check_steward_in_team(locked.steward, locked.owner_group)
+            check_ownership_change(
+                actor=actor, dataset=locked, changed=ownership, owner_group=locked.owner_group,
+                steward=locked.steward, reason=reason,
+            )
         locked.full_clean()
         locked.save()
         record_audit_event(
@@ -171,6 +157,39 @@ def do_update_dataset(*, actor: User, dataset: Dataset, changes: dict[str, Any],
         if ownership:
             _ownership_changed(locked, actor=actor, reason=reason)
     return locked
+
+
+def check_ownership_change(
+    *, actor: User, dataset: Dataset, changed: list[str], owner_group: Group, steward: UserModel, reason: str
+) -> None:
+    """Raise unless ``actor`` may give ``dataset`` this owner group and steward
+    directly: an admin, with a reason, naming a steward from the owning team.
+    (The console's form asks the same before it saves.)"""
+    if not is_admin(actor):
+        raise PermissionDenied(
+            f"changing the {' and '.join(changed)} of dataset {dataset.name} needs an admin; "
+            f"or request a transfer (POST /api/v1/datasets/{dataset.name}/transfers/) that the "
+            "receiving team accepts",
+            field=changed[0],
+        )
+    if not reason.strip():
+        raise InvalidInput(
+            f"a reason is required to change the {' and '.join(changed)} of dataset {dataset.name}",
+            field="reason",
+        )
+    _check_steward_in_team(steward, owner_group)
+
+
+def check_may_create_dataset(actor: User, owner_group: Group) -> None:
+    """Raise unless ``actor`` may create a dataset owned by ``owner_group``."""
+    if not actor.is_authenticated:
+        raise PermissionDenied("sign in to create datasets")
+    if not (is_admin(actor) or actor.groups.filter(pk=owner_group.pk).exists()):
+        raise PermissionDenied(
+            f"{actor.get_username()} is not a member of {owner_group.name} and cannot create "
+            "a dataset owned by it",
+            field="owner_group",
+        )
 
 
 def _check_steward_in_team(steward: UserModel, group: Group) -> None:

@@ -116,6 +116,7 @@ def test_ingest_revoke_scans_and_dataset_updates_run_together_without_deadlock(
         thread.start()
     for thread in workers:
         thread.join(timeout=RUN_SECONDS + 120)
+    print(f"operations in {RUN_SECONDS:.0f} s: {counts}")  # shown with -s
     assert not any(thread.is_alive() for thread in workers), "a writer is still waiting: a lock cycle"
     assert not errors, errors
     assert all(counts.get(name, 0) > 0 for name in ("ingest", "revoke", "scan-1", "update")), counts

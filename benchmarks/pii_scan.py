@@ -181,7 +181,7 @@ def memory_run(directory: Path, size_gb: float, config: Any) -> tuple[float, flo
     sampler.start()
     started = time.perf_counter()
     try:
-        records = iter_records(file_chunks(path), data_format="jsonl", layout="text", text_fields=["text"])
+        records = iter_records(file_chunks(path), data_format="jsonl")
         state = scanner.scan_records(records, config)
     finally:
         scanner.analyze_texts = real  # type: ignore[assignment]
@@ -219,7 +219,7 @@ def main() -> None:
         sampler.start()
         started = time.perf_counter()
         cpu_before = _cpu_seconds()
-        records = iter_records(file_chunks(path), data_format="jsonl", layout="text", text_fields=["text"])
+        records = iter_records(file_chunks(path), data_format="jsonl")
         state = scanner.scan_records(records, config, workers=workers)
         seconds = time.perf_counter() - started
         cpu = _cpu_seconds() - cpu_before

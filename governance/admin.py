@@ -27,6 +27,7 @@ from governance.licences import all_licences
 from governance.lineage.admin import (
     lineage_panel_for_dataset_version,  # also registers lineage admin
 )
+from governance.lineage.status import dataset_version_status, with_lineage_status
 from governance.models import AuditEvent, Dataset, DatasetVersion
 from governance.pii import admin as pii_admin  # noqa: F401  (registers the PII scan pages)
 from pedigree.admin import ReadOnlyModelAdmin, ServiceBackedModelAdmin
@@ -55,6 +56,14 @@ def _describe_changes(action: str, changes: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+
+def effective_status_display(version: DatasetVersion) -> str:
+    """The version's effective status, as the API and the policies see it, and its
+    own status beside it when they differ (a redacted copy of a revoked original)."""
+    status = dataset_version_status(version)
+    return status if status == version.status else f"{status} (its own status: {version.status})"
+
+
 class DatasetVersionInline(admin.TabularInline):
     """The version history of a dataset, newest first."""
 
@@ -64,8 +73,8 @@ class DatasetVersionInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
     ordering = ["-number"]
-    fields = ("number", "status", "licence", "record_count", "size", "short_digest", "pii_status", "created_by", "created_at")
-    readonly_fields = ("number", "status", "licence", "record_count", "size", "short_digest", "pii_status", "created_by", "created_at")
+    fields = ("number", "effective_status", "licence", "record_count", "size", "short_digest", "pii_status", "created_by", "created_at")
+    readonly_fields = ("number", "effective_status", "licence", "record_count", "size", "short_digest", "pii_status", "created_by", "created_at")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -75,6 +84,13 @@ class DatasetVersionInline(admin.TabularInline):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return True  # shown only on a dataset page the user may already see (DatasetAdmin scopes it)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DatasetVersion]:
+        return with_lineage_status(super().get_queryset(request))
+
+    @admin.display(description="status")
+    def effective_status(self, version: DatasetVersion) -> str:
+        return effective_status_display(version)
 
     @admin.display(description="size")
     def size(self, version: DatasetVersion) -> str:
@@ -253,14 +269,14 @@ class RevokeForm(forms.Form):
 
 @admin.register(DatasetVersion)
 class DatasetVersionAdmin(DatasetScopedAdminMixin, ReadOnlyModelAdmin):
-    list_display = ["__str__", "status", "licence", "record_count", "size", "format", "layout", "pii_status", "created_at"]
+    list_display = ["__str__", "effective_status", "licence", "record_count", "size", "format", "layout", "pii_status", "created_at"]
     list_filter = ["status", "licence", "format", "layout", "pii_status", "consent_basis", "dataset__owner_group"]
     search_fields = ["dataset__name", "sha256", "original_filename", "copyright_holder", "notes"]
     list_select_related = ["dataset"]
     readonly_fields = [
         "dataset", "number", "sha256", "size", "record_count", "format", "layout", "field_list",
         "storage_uri", "source_uri", "original_filename", "derived_from", "created_by", "created_at",
-        "status", "status_reason", "status_changed_at", "status_changed_by",
+        "effective_status", "status_reason", "status_changed_at", "status_changed_by",
         "licence", "licence_text", "copyright_holder", "permissions", "permissions_overridden",
         "allowed_purposes", "consent_basis", "residency_regions", "expires_at", "notes",
         "pii_status", "pii_types", "facts_version", "history",
@@ -271,7 +287,7 @@ class DatasetVersionAdmin(DatasetScopedAdminMixin, ReadOnlyModelAdmin):
             "dataset", "number", "sha256", "size", "record_count", "format", "layout", "field_list",
             "storage_uri", "source_uri", "original_filename", "derived_from", "created_by", "created_at",
         ]}),
-        ("Status", {"fields": ["status", "status_reason", "status_changed_at", "status_changed_by"]}),
+        ("Status", {"fields": ["effective_status", "status_reason", "status_changed_at", "status_changed_by"]}),
         ("Governance (change with the recorded action above)", {"fields": [
             "licence", "licence_text", "copyright_holder", "permissions", "permissions_overridden",
             "allowed_purposes", "consent_basis", "residency_regions", "expires_at", "notes",
@@ -281,6 +297,13 @@ class DatasetVersionAdmin(DatasetScopedAdminMixin, ReadOnlyModelAdmin):
         ("History", {"fields": ["history"]}),
     ]
     change_form_template = "admin/governance/datasetversion/change_form.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DatasetVersion]:
+        return with_lineage_status(super().get_queryset(request))
+
+    @admin.display(description="status", ordering="status")
+    def effective_status(self, version: DatasetVersion) -> str:
+        return effective_status_display(version)
 
     @admin.display(description="size")
     def size(self, version: DatasetVersion) -> str:

@@ -39,11 +39,20 @@ class ConsentBasis(models.TextChoices):
 
 
 class PiiStatus(models.TextChoices):
+    """Where a version's PII scanning stands. Unscanned, scanning and scan_failed
+    mean nobody knows what personal data it holds: see ``PII_SCAN_INCOMPLETE``."""
+
     UNSCANNED = "unscanned", "Not scanned"
     SCANNING = "scanning", "Scanning"
+    SCAN_FAILED = "scan_failed", "Scan failed"
     CLEAN = "clean", "Clean"
     PII_FOUND = "pii_found", "PII found"
     REVIEWED = "reviewed", "Reviewed"
+
+
+# A version in one of these states carries "PII scan incomplete" as a lineage
+# fact: the shipped policies deny training on it and serving anything made from it.
+PII_SCAN_INCOMPLETE = frozenset({PiiStatus.UNSCANNED, PiiStatus.SCANNING, PiiStatus.SCAN_FAILED})
 
 
 class Purpose(models.TextChoices):

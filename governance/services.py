@@ -37,6 +37,7 @@ from governance.ingest.pipeline import IngestResult, ingest_stream
 from governance.licences import get_licence
 from governance.lineage import openlineage as lineage_events
 from governance.lineage import services as lineage
+from governance.lineage.status import dataset_version_status
 from governance.models import Dataset, DatasetTransfer, DatasetVersion
 from governance.models.audit import lock_for_governed_write, record_audit_event
 from governance.pii.services import on_version_created as pii_on_version_created
@@ -898,7 +899,9 @@ def do_open_dataset_version(*, actor: User, version: DatasetVersion) -> IO[bytes
     decision = decide(actor, "dataset.read", version)
     if not decision.allowed:
         if "quarantine" in decision.policies:
-            raise Conflict(f"{version} is {version.status} and cannot be downloaded: {version.status_reason} ({decision.reason})")
+            status = dataset_version_status(version)  # the effective one: a copy of revoked data is quarantined
+            why = f": {version.status_reason}" if version.status_reason else ""
+            raise Conflict(f"{version} is {status} and cannot be downloaded{why} ({decision.reason})")
         who = actor.get_username()
         raise PermissionDenied(
             f"{who} may not download dataset {version.dataset.name} v{version.number}: {decision.reason}",

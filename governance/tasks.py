@@ -38,20 +38,32 @@ def scan_dataset_version(self: Any, scan_id: int) -> str:
 
 
 @shared_task(name="governance.recover_stale_pii_scans", queue="default", acks_late=True, ignore_result=True)
-def recover_stale_pii_scans() -> list[int]:
-    """Resume (or fail, after repeated deaths) scans whose worker stopped responding."""
-    from governance.pii.services import do_recover_stale_pii_scans
+def recover_stale_pii_scans() -> dict[str, list[int]]:
+    """Resume (or fail, after repeated deaths) the PII jobs whose worker stopped
+    responding: scans and redactions (runs every minute from beat)."""
+    from governance.pii.services import do_recover_stale_pii_scans, do_recover_stale_redactions
 
-    return [scan.pk for scan in do_recover_stale_pii_scans()]
+    return {
+        "scans": [scan.pk for scan in do_recover_stale_pii_scans()],
+        "redactions": [redaction.pk for redaction in do_recover_stale_redactions()],
+    }
 
 
-@shared_task(name="governance.redact_dataset_version", queue="scans", acks_late=True, ignore_result=True)
-def redact_dataset_version(redaction_id: int) -> str:
-    """Make the redacted version of a queued redaction (claimed once; the
-    service records success or the reason it failed)."""
+@shared_task(
+    bind=True,
+    name="governance.redact_dataset_version",
+    queue="scans",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def redact_dataset_version(self: Any, redaction_id: int) -> str:
+    """Make the redacted version of a queued redaction: claim it (a queued one,
+    or a running one whose worker died, started again), then let the service
+    record success or the reason it failed."""
     from governance.pii.services import claim_redaction, run_redaction
 
-    redaction = claim_redaction(redaction_id)
+    redaction = claim_redaction(redaction_id, worker=str(getattr(self.request, "hostname", "") or ""))
     if redaction is None:
         return "not claimed"
     return run_redaction(redaction).status

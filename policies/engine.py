@@ -257,15 +257,18 @@ def _compile_file(
                 problems.append(
                     PolicyProblem(name, start_line, f"policy {policy_id}: owner files may only forbid, never permit")
                 )
-            elif not _mentions_owner(document.get("conditions", []), owner):
-                problems.append(
-                    PolicyProblem(
-                        name,
-                        start_line,
-                        f'policy {policy_id}: an owner rule must apply only to {owner}\'s data: add '
-                        f'when {{ resource.owners.contains("{owner}") }}',
+            else:
+                refusal = owner_rule_refusal(document.get("conditions", []), owner)
+                if refusal is not None:
+                    token, why = refusal
+                    problems.append(
+                        PolicyProblem(
+                            name,
+                            _line_of_code_token(chunk, start_line, token, owner),
+                            f"policy {policy_id}: an owner rule must apply only to {owner}'s data: {why}; "
+                            f'write when {{ resource.owners.contains("{owner}") && ... }}',
+                        )
                     )
-                )
         policies[policy_id] = PolicyInfo(
             id=policy_id,
             file=name,
@@ -339,23 +342,138 @@ def _line_of_message_token(message: str, text: str, start_line: int) -> int:
     return start_line
 
 
-def _mentions_owner(node: Any, owner: str) -> bool:
-    """Whether a policy's conditions test ``resource.owners.contains("<owner>")``."""
-    if isinstance(node, dict):
-        contains = node.get("contains")
-        if isinstance(contains, dict):
-            left, right = contains.get("left"), contains.get("right")
-            if (
-                isinstance(left, dict)
-                and left.get(".", {}).get("attr") == "owners"
-                and left.get(".", {}).get("left") == {"Var": "resource"}
-                and right == {"Value": owner}
-            ):
-                return True
-        return any(_mentions_owner(value, owner) for value in node.values())
-    if isinstance(node, list):
-        return any(_mentions_owner(value, owner) for value in node)
+def owner_rule_refusal(conditions: Sequence[Mapping[str, Any]], owner: str) -> tuple[str, str] | None:
+    """Why a forbid in ``owners/<owner>.cedar`` may reach other teams' data, or None if it cannot.
+
+    Checked on the policy's JSON form (Cedar's EST), not its text: the rule is
+    limited to the team's data when one of its ``when`` clauses is a
+    conjunction (``a && b && ...``, at the top level) with the term
+    ``resource.owners.contains("<owner>")`` (or ``containsAll`` of a set that
+    holds it). A forbid applies only when every ``when`` holds, so such a rule
+    can never apply to data the team does not own, whatever its other terms
+    and ``unless`` clauses say. Anything else is refused, with the construct
+    that defeats the check: the term inside an ``unless`` (the rule applies
+    to everyone else's data), under ``||`` (an alternative lets it apply
+    without the team's data), under ``!``, or not there at all. Returns
+    (the token to point at, or "" for the policy's first line; why).
+    """
+    whens = [condition["body"] for condition in conditions if condition.get("kind") == "when"]
+    for body in whens:
+        if any(_is_ownership_test(term, owner) for term in _conjuncts(body)):
+            return None
+    test = f'resource.owners.contains("{owner}")'
+    for condition in conditions:
+        if condition.get("kind") == "unless" and _mentions_owner(condition.get("body"), owner):
+            return "unless", f"{test} inside `unless` makes the rule apply to every other team's data"
+    for body in whens:
+        operators = _operators_above_ownership(body, owner)
+        if operators is None:
+            continue
+        if "||" in operators:
+            return "||", f"{test} is one alternative of `||`: the other lets the rule apply to any team's data"
+        if "!" in operators:
+            return "!", f"{test} is negated with `!`: the rule would apply to every other team's data"
+        return test, f"{test} is nested inside `{operators[0]}`, not required at the top level of `when`"
+    return "", f"the rule does not require {test}"
+
+
+def _conjuncts(node: Any) -> list[Any]:
+    """The terms of a top-level ``a && b && c`` (the node itself when it is not one)."""
+    if isinstance(node, dict) and set(node) == {"&&"}:
+        both = node["&&"]
+        return _conjuncts(both.get("left")) + _conjuncts(both.get("right"))
+    return [node]
+
+
+def _is_owners_attribute(node: Any) -> bool:
+    return isinstance(node, dict) and node.get(".") == {"left": {"Var": "resource"}, "attr": "owners"}
+
+
+def _is_ownership_test(node: Any, owner: str) -> bool:
+    """``resource.owners.contains("<owner>")``, or ``containsAll`` of a literal set holding it."""
+    if not isinstance(node, dict) or len(node) != 1:
+        return False
+    operator, operands = next(iter(node.items()))
+    if not isinstance(operands, dict) or not _is_owners_attribute(operands.get("left")):
+        return False
+    right = operands.get("right")
+    if operator == "contains":
+        return right == {"Value": owner}
+    if operator == "containsAll":
+        return isinstance(right, dict) and {"Value": owner} in (right.get("Set") or [])
     return False
+
+
+def _operators_above_ownership(node: Any, owner: str, above: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The operators between the top of ``node`` and its first ownership test (None: no test)."""
+    if _is_ownership_test(node, owner):
+        return above
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found = _operators_above_ownership(value, owner, above + (key,) if key not in {"left", "right", "arg"} else above)
+            if found is not None:
+                return found
+    if isinstance(node, list):
+        for value in node:
+            found = _operators_above_ownership(value, owner, above)
+            if found is not None:
+                return found
+    return None
+
+
+def _mentions_owner(node: Any, owner: str) -> bool:
+    """Whether ``node`` holds an ownership test for ``owner`` anywhere."""
+    return _operators_above_ownership(node, owner) is not None
+
+
+def _line_of_code_token(chunk: str, start_line: int, token: str, owner: str = "") -> int:
+    """The line of ``token`` in a policy's code (not in a string or a comment): for
+    ``!`` and ``||`` the one nearest the ownership test, else the first."""
+    if not token:
+        return start_line
+    code = _blank_strings_and_comments(chunk)  # same length as chunk: positions agree
+    mention = re.search(r"\.\s*owners\s*\.\s*contains", code)
+    anchor = mention.start() if mention else -1
+    if token.startswith("resource.owners"):
+        position = anchor
+    elif token in {"!", "||"}:
+        pattern = r"!(?!=)" if token == "!" else r"\|\|"
+        found = [match.start() for match in re.finditer(pattern, code)]
+        if token == "!" and anchor >= 0:
+            found = [at for at in found if at < anchor] or found
+        position = min(found, key=lambda at: abs(at - anchor)) if found else -1
+    else:
+        match = re.search(rf"\b{re.escape(token)}\b", code)
+        position = match.start() if match else -1
+    return start_line + (chunk.count("\n", 0, position) if position >= 0 else 0)
+
+
+def _blank_strings_and_comments(text: str) -> str:
+    """``text`` with string contents and ``//`` comments replaced by spaces (newlines kept)."""
+    out: list[str] = []
+    index, size = 0, len(text)
+    while index < size:
+        char = text[index]
+        if char == "/" and text.startswith("//", index):
+            end = text.find("\n", index)
+            end = size if end < 0 else end
+            out.append(" " * (end - index))
+            index = end
+            continue
+        if char == '"':
+            out.append('"')
+            index += 1
+            while index < size and text[index] != '"':
+                step = 2 if text[index] == "\\" else 1
+                out.append("".join("\n" if c == "\n" else " " for c in text[index : index + step]))
+                index += step
+            if index < size:
+                out.append('"')
+                index += 1
+            continue
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
 # --- Facts ------------------------------------------------------------------------
@@ -418,7 +536,10 @@ class ResourceFacts(NamedTuple):
     endpoints build it from their lineage. ``origins`` says where an inherited
     fact comes from, keyed ``"<fact>:<value>"`` (e.g. ``"pii_types:US_SSN"`` ->
     ``("claims-2024 v2",)``), so reasons can name the upstream data;
-    ``derived_verb`` phrases that link ("was trained on").
+    ``derived_verb`` phrases that link ("was trained on"). ``valid_until``
+    (seconds since the epoch) is the instant at which time alone changes
+    these facts (an expiry, a lapsing quarantine exception): a decision on
+    them ends there, and facts read before it are stale after it.
     """
 
     kind: str
@@ -436,6 +557,10 @@ class ResourceFacts(NamedTuple):
     facts_version: int | None = None
     origins: Mapping[str, tuple[str, ...]] = _NO_MAPPING
     derived_verb: str = "was trained on"
+    # Teams owning data upstream whose PII scan is not complete (unscanned,
+    # running or failed): see policies/pii_scan.cedar.
+    pii_scan_incomplete: frozenset[str] = frozenset()
+    valid_until: float | None = None
 
     def to_entity(self) -> dict[str, Any]:
         """The Cedar entity (JSON form) for this resource."""
@@ -445,6 +570,7 @@ class ResourceFacts(NamedTuple):
             "attrs": {
                 "name": self.label,
                 "pii_types": sorted(self.pii_types),
+                "pii_scan_incomplete": sorted(self.pii_scan_incomplete),
                 "licences": sorted(self.licences),
                 "permits": {  # PERMISSION_NAMES, spelled out: this runs on every uncached decision
                     "training": bool(permissions["training"]),
@@ -498,7 +624,7 @@ def resource_from_data(data: Mapping[str, Any]) -> ResourceFacts:
         raise InvalidInput(f"resource needs kind ({', '.join(RESOURCE_KINDS)}) and id", field="resource")
     values = dict(data)
     values.setdefault("label", f"{values['kind']} {values['id']}")
-    for name in ("pii_types", "licences", "purposes", "regions", "owners", "stewards"):
+    for name in ("pii_types", "licences", "purposes", "regions", "owners", "stewards", "pii_scan_incomplete"):
         values[name] = frozenset(_string_list(values.get(name, []), f"resource.{name}"))
     permissions = values.get("permissions") or {}
     unknown_permissions = set(permissions) - set(PERMISSION_NAMES)
@@ -509,6 +635,9 @@ def resource_from_data(data: Mapping[str, Any]) -> ResourceFacts:
         )
     values["permissions"] = {name: bool(permissions.get(name, False)) for name in PERMISSION_NAMES}
     values["origins"] = {key: tuple(labels) for key, labels in (values.get("origins") or {}).items()}
+    until = values.get("valid_until")
+    if until is not None and (isinstance(until, bool) or not isinstance(until, int | float)):
+        raise InvalidInput("resource.valid_until must be seconds since the epoch, or null", field="resource.valid_until")
     return ResourceFacts(**values)
 
 

@@ -132,7 +132,21 @@ def _explain_owner_read(request: DecisionRequest) -> tuple[dict[str, Any], str]:
     return {}, "a policy permits it"
 
 
+def _explain_pii_scan(request: DecisionRequest) -> tuple[dict[str, Any], str]:
+    resource = request.resource
+    teams = sorted(resource.pii_scan_incomplete)
+    upstream = resource.sources_of("pii_scan_incomplete", teams)
+    if upstream:
+        whose = "whose PII scan is" if len(upstream) == 1 else "whose PII scans are"
+        subject = f"{resource.label} {resource.derived_verb} {human_list(upstream)}, {whose} not complete"
+    else:
+        subject = f"the PII scan of {resource.label} is not complete"
+    text = f"{subject} (unscanned, scanning or failed): nobody knows what personal data it holds; scan the data to lift this"
+    return {"pii_scan_incomplete": teams, "upstream": upstream}, text
+
+
 EXPLAINERS: dict[str, Explainer] = {
+    "pii-scan-incomplete": _explain_pii_scan,
     "pii-clearance": _explain_pii,
     "licence-training": _explain_licence_training,
     "licence-commercial": _explain_licence_commercial,

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.utils import timezone
 
-from governance.choices import VersionStatus
+from governance.choices import PII_SCAN_INCOMPLETE, VersionStatus
 from governance.models import DatasetVersion
 from pedigree.errors import InvalidInput, NotFound
 from pedigree.roles import is_admin
@@ -98,16 +99,33 @@ def facts_for_dataset_version(version: DatasetVersion) -> ResourceFacts:
     permissions, purposes, residency, owners and quarantine come from the
     lineage graph (the version's own facts combined with everything upstream
     of it, e.g. the original of a redacted copy); the steward and the team that
-    may read it come from its dataset. The cache key is the lineage node's
-    facts version, which grows whenever any of these change.
+    may read it come from its dataset. The status is the one effective status
+    every path reads (``governance.lineage.status``): its own when revoked or
+    expired (an expiry date applies from its instant), else its lineage's. The
+    cache key is the lineage node's facts version, which grows whenever any of
+    these change; ``valid_until`` ends a decision when time changes them.
     """
+    own = _dataset_version_facts(version)
+    effective = _effective_of_version(version)
+    return _with_effective(own, effective)
+
+
+def _effective_of_version(version: DatasetVersion, *, explain: bool = False) -> Any:
     from governance.lineage import effective_facts
     from governance.lineage.graph import node_for_dataset_version
 
-    own = _dataset_version_facts(version)
-    effective = effective_facts(node=node_for_dataset_version(version))
+    return effective_facts(node=node_for_dataset_version(version), explain=explain)
+
+
+def _with_effective(own: ResourceFacts, effective: Any) -> ResourceFacts:
+    """``own`` (a version's own facts) with its lineage effective facts in force."""
+    status = own.status if own.quarantined else effective.status
+    until = None if own.quarantined or effective.valid_until is None else effective.valid_until.timestamp()
     return own._replace(
         pii_types=frozenset(effective.pii_types),
+        # The graph's answer, or the version's own when the graph says less:
+        # an incomplete scan is never hidden by a stale node (fail closed).
+        pii_scan_incomplete=own.pii_scan_incomplete | frozenset(effective.pii_scan_incomplete),
         licences=frozenset(effective.licences),
         permissions={
             "training": bool(effective.permissions.get("training")),
@@ -118,23 +136,32 @@ def facts_for_dataset_version(version: DatasetVersion) -> ResourceFacts:
         purposes=own.purposes if effective.allowed_purposes is None else frozenset(effective.allowed_purposes),
         regions=own.regions if effective.residency_regions is None else frozenset(effective.residency_regions),
         owners=own.owners | frozenset(effective.owners),
-        status=own.status if own.quarantined else effective.status,
-        quarantined=own.quarantined or effective.quarantined,
+        status=status,
+        quarantined=status != _ACTIVE,
         facts_version=effective.facts_version,
+        valid_until=until,
     )
 
 
 _ACTIVE = VersionStatus.ACTIVE.value
 
 
-def _dataset_version_facts(version: DatasetVersion, *, as_endpoint: bool = False) -> ResourceFacts:
+def _dataset_version_facts(version: DatasetVersion) -> ResourceFacts:
+    """A version's own fields as facts (before lineage): only the status and
+    the names are used as they are; ``_with_effective`` puts the rest in force."""
+    from governance.lineage.status import EXPIRED, expiry_instant
+
     dataset = version.dataset
     name = f"{dataset.name} v{version.number}"
-    quarantined = version.status != _ACTIVE
+    owner = dataset.owner_group.name
+    scan_incomplete = version.pii_status in PII_SCAN_INCOMPLETE
+    status = str(version.status)
+    if status == _ACTIVE and version.expires_at is not None and expiry_instant(version.expires_at) <= timezone.now():
+        status = EXPIRED  # its expiry date has passed: expired from that instant, job or no job
     return ResourceFacts(
-        kind="Endpoint" if as_endpoint else "DatasetVersion",
+        kind="DatasetVersion",
         id=f"{dataset.name}/v{version.number}",
-        label=f"a model trained on {name}" if as_endpoint else f"dataset {name}",
+        label=f"dataset {name}",
         pii_types=frozenset(version.pii_types),
         licences=frozenset((version.licence,)),
         permissions={
@@ -147,21 +174,42 @@ def _dataset_version_facts(version: DatasetVersion, *, as_endpoint: bool = False
         regions=frozenset(version.residency_regions),
         owners=frozenset((dataset.owner_group.name,)),
         stewards=frozenset((dataset.steward.get_username(),)),
-        status=version.status,
-        quarantined=quarantined,
+        status=status,
+        quarantined=status != _ACTIVE,
         facts_version=version.facts_version,
-        origins={"quarantined:true": (name,)} if as_endpoint and quarantined else {},
+        pii_scan_incomplete=frozenset((owner,)) if scan_incomplete else frozenset(),
     )
 
 
 def hypothetical_endpoint(version: DatasetVersion) -> ResourceFacts:
     """An endpoint as if it served a model trained on ``version`` alone.
 
-    Until serving has real endpoints, simulation uses these to answer "who
-    could call a model trained on this data?". Built from the same facts as
-    ``facts_for_dataset_version`` (switch both together to lineage facts).
+    Simulation uses these to answer "who could call a model trained on this
+    data?". Its facts are what a real endpoint on such a model would carry:
+    the version's lineage effective facts (so a redacted copy of a revoked
+    version is quarantined here too), and its status is the version's one
+    effective status, as ``facts_for_dataset_version`` reads it.
     """
-    return _dataset_version_facts(version, as_endpoint=True)
+    name = f"{version.dataset.name} v{version.number}"
+    effective = _effective_of_version(version, explain=True)
+    lineage = facts_from_lineage(effective, "Endpoint")
+    version_facts = _with_effective(_dataset_version_facts(version), effective)
+    origins = {key: labels for key, labels in lineage.origins.items() if labels != (name,)}
+    if version_facts.quarantined and "quarantined:true" not in origins:
+        origins["quarantined:true"] = (name,)  # its own status (revoked, or expired by date)
+    for team in version_facts.pii_scan_incomplete - lineage.pii_scan_incomplete:
+        origins[f"pii_scan_incomplete:{team}"] = (name,)  # its own scan state, if the graph says less
+    return lineage._replace(
+        id=version_facts.id,
+        label=f"a model trained on {name}",
+        stewards=version_facts.stewards,
+        status=version_facts.status,
+        quarantined=version_facts.quarantined,
+        valid_until=version_facts.valid_until,
+        pii_scan_incomplete=lineage.pii_scan_incomplete | version_facts.pii_scan_incomplete,
+        origins=origins,
+        derived_verb="draws on",
+    )
 
 
 def resource_facts(resource: Any) -> ResourceFacts:
@@ -201,6 +249,8 @@ def _all_dataset_versions() -> Iterable[ResourceFacts]:
 
 
 def _hypothetical_endpoints() -> Iterable[ResourceFacts]:
+    # Revoked and expired versions are left out (nobody trains on them); one
+    # quarantined through its lineage, or expired by date, is listed and denied.
     return [hypothetical_endpoint(version) for version in _versions() if version.status == VersionStatus.ACTIVE]
 
 
@@ -223,7 +273,7 @@ def facts_from_lineage(effective: Any, kind: str) -> ResourceFacts:
 
     origins: dict[str, tuple[str, ...]] = {}
     explained = effective.explanations or {}
-    for fact in ("pii_types", "licences"):
+    for fact in ("pii_types", "licences", "pii_scan_incomplete"):
         for item in explained.get(fact, []):
             labels = tuple(sorted({reason["source"]["label"] for reason in item.get("because", [])}))
             origins[f"{fact}:{item['value']}"] = labels
@@ -237,6 +287,7 @@ def facts_from_lineage(effective: Any, kind: str) -> ResourceFacts:
         id=effective.reference,
         label=f"{'model' if is_model else 'endpoint'} {effective.label}",
         pii_types=frozenset(effective.pii_types),
+        pii_scan_incomplete=frozenset(effective.pii_scan_incomplete),
         licences=frozenset(effective.licences),
         permissions={
             "training": bool(effective.permissions.get("training")),
@@ -252,7 +303,24 @@ def facts_from_lineage(effective: Any, kind: str) -> ResourceFacts:
         facts_version=effective.facts_version,
         origins=origins,
         derived_verb="was trained on" if is_model else "serves a model trained on",
+        valid_until=effective.valid_until.timestamp() if getattr(effective, "valid_until", None) else None,
     )
+
+
+def facts_for_lineage_asset(kind: str, reference: str, *, explain: bool = False) -> ResourceFacts:
+    """The facts of a model version or endpoint recorded in the lineage graph, read now.
+
+    What a serving request reads per call (one query): the asset's stored
+    effective facts, with the time-bound ones applied. ``explain`` adds the
+    upstream assets that reasons name (a walk of the ancestors); without it a
+    denial names the endpoint and the facts, not where they came from.
+    """
+    from governance.lineage import effective_facts
+
+    policy_kind = {"model_version": "ModelVersion", "endpoint": "Endpoint"}.get(kind)
+    if policy_kind is None:
+        raise InvalidInput(f"{kind!r} is not a lineage asset the policies decide on: use model_version or endpoint", field="kind")
+    return facts_from_lineage(effective_facts(kind, reference, explain=explain), policy_kind)
 
 
 def _regions_from_lineage(combined: Any, constraints: Any) -> frozenset[str]:

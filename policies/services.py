@@ -8,7 +8,10 @@ dataset downloads now, training, deploy, export and invoke in later issues.
 - Decisions about versioned facts (consumers, assets with ``facts_version``)
   are cached by (principal, its facts version, action, resource, its facts
   version, context, policy set digest), so a repeated question costs a dict
-  lookup and a change of any of those misses the cache.
+  lookup and a change of any of those misses the cache. Facts bound to time
+  (an expiry, a lapsing quarantine exception) end a cached decision at their
+  instant (``ResourceFacts.valid_until``), and facts read before that instant
+  are not decided on after it.
 - Any error denies, and is logged as an ``error`` decision (fail closed).
 - The decision log is buffered in memory and written in bulk by a background
   thread (``PEDIGREE_DECISION_LOG``: all, denials, sampled or off), so the
@@ -64,7 +67,8 @@ LOG_MODES = ("all", "denials", "sampled", "off")
 
 store = PolicyStore()
 evaluator = Evaluator()
-_decision_cache: dict[tuple[Any, ...], Decision] = {}
+# key -> (decision, the instant it ends in seconds since the epoch, or None)
+_decision_cache: dict[tuple[Any, ...], tuple[Decision, float | None]] = {}
 _DECISION_CACHE_MAX = 100_000
 
 
@@ -157,6 +161,22 @@ def _cache_key(principal: Any, action: str, resource: Any, context: Mapping[str,
     return (principal_key, action, resource_key, context_key)
 
 
+class StaleFacts(InvalidInput):
+    """Facts read before an instant that changes them (an expiry, a lapsing
+    exception), asked about after it: deciding on them could allow what is
+    now forbidden, so the decision is a denial that says to read them again."""
+
+    code = "stale_facts"
+
+    def __init__(self, facts: ResourceFacts, until: float) -> None:
+        when = dt.datetime.fromtimestamp(until, tz=dt.UTC).isoformat()
+        super().__init__(
+            f"the facts of {facts.kind} {facts.id} held until {when} (an expiry or a quarantine "
+            "exception ends then); read them again to decide",
+            field="resource",
+        )
+
+
 def decide(
     principal: Any,
     action: str,
@@ -176,18 +196,24 @@ def decide(
         bundle = current_policies()
         key = _cache_key(principal, action, resource, context) if use_cache else None
         if key is not None:
-            cached = _decision_cache.get(key)
-            if cached is not None and cached.policy_digest == bundle.digest:
-                decision_log.record(cached, cached=True)
-                return cached
+            entry = _decision_cache.get(key)
+            if entry is not None:
+                cached, until = entry
+                if cached.policy_digest == bundle.digest and (until is None or time.time() < until):
+                    decision_log.record(cached, cached=True)
+                    return cached
         if action not in ACTIONS:
             raise InvalidInput(f"unknown action {action!r}: use {', '.join(ACTIONS)}", field="action")
-        request = DecisionRequest(principal_facts(principal), action, resource_facts(resource), context or {})
+        facts = resource_facts(resource)
+        until = facts.valid_until
+        if until is not None and time.time() >= until:
+            raise StaleFacts(facts, until)
+        request = DecisionRequest(principal_facts(principal), action, facts, context or {})
         decision = evaluator.decide(bundle, request)
         if key is not None and decision.outcome != "error":
             if len(_decision_cache) >= _DECISION_CACHE_MAX:
                 _decision_cache.clear()
-            _decision_cache[key] = decision
+            _decision_cache[key] = (decision, until)
     except Exception as error:  # fail closed
         decision = error_decision(
             getattr(error, "message", None) or f"{type(error).__name__}: {error}",
@@ -222,7 +248,10 @@ def decide_many(requests: Sequence[tuple[Any, str, Any, Mapping[str, Any] | None
         try:
             if action not in ACTIONS:
                 raise InvalidInput(f"unknown action {action!r}", field="action")
-            built.append(DecisionRequest(principal_facts(principal), action, resource_facts(resource), context or {}))
+            facts = resource_facts(resource)
+            if facts.valid_until is not None and time.time() >= facts.valid_until:
+                raise StaleFacts(facts, facts.valid_until)
+            built.append(DecisionRequest(principal_facts(principal), action, facts, context or {}))
         except Exception as error:
             built.append(
                 error_decision(

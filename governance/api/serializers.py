@@ -6,12 +6,15 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.access import detail_dataset_ids
 from governance.choices import ConsentBasis, DataFormat
 from governance.licences import get_licence
+from governance.lineage.status import dataset_version_status
 from governance.models import AuditEvent, Dataset, DatasetTransfer, DatasetVersion
+from governance.models.lineage import LineageStatus
 from governance.services import PERMISSION_NAMES, GovernanceInput
 
 
@@ -188,6 +191,10 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
     licence_name = serializers.SerializerMethodField()
     permissions = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField(
+        help_text="The effective status: active, revoked, expired (from the instant its expiry date passes) "
+        "or quarantined (by a revoked or expired original upstream), as the policies see it."
+    )
 
     class Meta:
         model = DatasetVersion
@@ -255,6 +262,10 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
             data["links"] = {key: value for key, value in data["links"].items() if key not in self.DETAIL_LINKS}
             data["details_hidden"] = True
         return data
+
+    @extend_schema_field(serializers.ChoiceField(choices=LineageStatus.choices))
+    def get_status(self, version: DatasetVersion) -> str:
+        return dataset_version_status(version)
 
     def get_derived_from(self, version: DatasetVersion) -> str | None:
         return version.derived_from.label if version.derived_from_id else None  # type: ignore[union-attr]

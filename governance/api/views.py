@@ -21,6 +21,7 @@ from governance.access import ensure_details_visible, may_see_details
 from governance.api import serializers as s
 from governance.filtersets import DatasetFilterSet, DatasetVersionFilterSet
 from governance.licences import all_licences
+from governance.lineage.status import with_lineage_status
 from governance.models import AuditEvent, Dataset, DatasetTransfer, DatasetVersion
 from pedigree.errors import InvalidInput, NotFound
 
@@ -98,9 +99,10 @@ class DatasetViewSet(
 
 
 def _version_queryset(user: Any) -> QuerySet[DatasetVersion]:
-    return DatasetVersion.objects.filter(dataset__in=Dataset.objects.restrict(user, "view")).select_related(
+    versions = DatasetVersion.objects.filter(dataset__in=Dataset.objects.restrict(user, "view")).select_related(
         "dataset", "created_by", "status_changed_by", "derived_from__dataset"
     )
+    return with_lineage_status(versions)  # the effective status, in the same query
 
 
 class DatasetVersionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -14,7 +14,7 @@ import csv
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -331,11 +331,30 @@ def _column_type(kinds: set[str]) -> str:
     return "string"
 
 
-def _decoded_lines(chunks: Iterator[bytes], filename: str, max_record_bytes: int) -> Iterator[str]:
-    """Decode UTF-8 incrementally and yield text lines with their line endings."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
+def csv_lines(
+    chunks: Iterable[bytes],
+    *,
+    filename: str = "the file",
+    max_record_bytes: int | None = None,
+    on_undecodable: Callable[[], None] | None = None,
+) -> Iterator[str]:
+    """THE line reader for CSV files: ingest, the PII scan and redaction all read through it.
+
+    Decodes UTF-8 incrementally with ``utf-8-sig`` (a leading byte-order mark
+    is dropped, so the first column is named and read like the others, and a
+    character split across two chunks is decoded whole), and yields text lines
+    with their line endings, ready for ``csv.reader``.
+
+    Strict by default (ingest): invalid UTF-8 raises ``InvalidInput`` naming
+    the line. With ``on_undecodable`` (scan, redaction: they must read
+    whatever bytes are stored), invalid bytes become U+FFFD and the callback
+    is called once per file.
+    """
+    strict = on_undecodable is None
+    decoder = codecs.getincrementaldecoder("utf-8-sig")("strict" if strict else "replace")
     line_number = 0
     pending = ""
+    reported = False
     for chunk in chunks:
         try:
             text = decoder.decode(chunk)
@@ -345,29 +364,37 @@ def _decoded_lines(chunks: Iterator[bytes], filename: str, max_record_bytes: int
             raise InvalidInput(
                 f"{filename}: line {bad_line}: invalid UTF-8", file=filename, line=bad_line
             ) from None
+        if not strict and not reported and "\ufffd" in text:
+            reported = True
+            assert on_undecodable is not None
+            on_undecodable()
         text = pending + text
         lines = text.splitlines(keepends=True)
         pending = lines.pop() if lines and not lines[-1].endswith(("\n", "\r")) else ""
         for line in lines:
             line_number += 1
             yield line
-        if len(pending) > max_record_bytes:
+        if max_record_bytes is not None and len(pending) > max_record_bytes:
             _too_long(filename, line_number + 1, max_record_bytes)
     try:
-        pending += decoder.decode(b"", final=True)
+        tail = decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         raise InvalidInput(
             f"{filename}: line {line_number + 1}: invalid UTF-8 at the end of the file",
             file=filename,
             line=line_number + 1,
         ) from None
+    if tail and not strict and not reported and "\ufffd" in tail:
+        assert on_undecodable is not None
+        on_undecodable()
+    pending += tail
     if pending:
         yield pending
 
 
 def _validate_csv(chunks: Iterator[bytes], filename: str, max_record_bytes: int) -> Layout:
     csv.field_size_limit(max_record_bytes)
-    reader = csv.reader(_decoded_lines(chunks, filename, max_record_bytes), strict=True)
+    reader = csv.reader(csv_lines(chunks, filename=filename, max_record_bytes=max_record_bytes), strict=True)
     try:
         header = next(reader)
     except StopIteration:

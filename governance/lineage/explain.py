@@ -3,20 +3,21 @@
 ``effective_facts`` is what the policy engine, serving and the console read.
 It returns the stored facts (no recomputation), with two fail-closed checks:
 a dataset version whose facts moved on without a sync is re-synced first, and
-an asset whose quarantine exception has lapsed reads as quarantined even
-before the hourly task applies the lapse.
+the time-bound facts apply from their instant (``governance.lineage.status``):
+an asset whose quarantine exception has lapsed, or whose expiry (its own or
+one upstream) has passed, reads as quarantined or expired even before the
+hourly task applies the change.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
-
 from governance.lineage.queries import chunks, walk
+from governance.lineage.status import own_expiry_of, status_now, valid_until
 from governance.models.lineage import LineageNode
 
 
@@ -27,6 +28,8 @@ class EffectiveFacts:
     - ``status``: active, quarantined, revoked or expired; ``quarantined`` is
       True for anything but active (deny use).
     - ``pii_types``, ``owners``, ``licences``: unions over the asset and its upstream.
+    - ``pii_scan_incomplete``: the teams owning data upstream whose PII scan is
+      not complete (unscanned, running or failed); empty when every scan is done.
     - ``allowed_purposes``, ``residency_regions``: intersections; ``None`` when
       nothing upstream restricts them.
     - ``permissions``: training / commercial_use (permitted only if every
@@ -35,6 +38,8 @@ class EffectiveFacts:
       no-training licences; ``conflicts``: licence combinations that cannot all
       be honoured.
     - ``facts_version``: grows whenever any of this changes; cache by it.
+    - ``valid_until``: the next instant at which time alone changes the
+      status (an expiry, a lapsing exception); a cached decision ends there.
     - ``explanations`` (when asked for): per fact, each value with the sources
       that brought it in and the path from each source to this asset.
     """
@@ -47,6 +52,7 @@ class EffectiveFacts:
     status: str
     quarantined: bool
     pii_types: frozenset[str]
+    pii_scan_incomplete: frozenset[str]
     owners: frozenset[str]
     licences: frozenset[str]
     allowed_purposes: frozenset[str] | None
@@ -56,6 +62,7 @@ class EffectiveFacts:
     conflicts: tuple[Mapping[str, Any], ...]
     status_note: str = ""
     explanations: Mapping[str, Any] | None = None
+    valid_until: dt.datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON, as the API returns it."""
@@ -65,7 +72,9 @@ class EffectiveFacts:
             "status": self.status,
             "quarantined": self.quarantined,
             "status_note": self.status_note,
+            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
             "pii_types": sorted(self.pii_types),
+            "pii_scan_incomplete": sorted(self.pii_scan_incomplete),
             "owners": sorted(self.owners),
             "licences": sorted(self.licences),
             "allowed_purposes": None if self.allowed_purposes is None else sorted(self.allowed_purposes),
@@ -83,6 +92,7 @@ def effective_facts(
     *,
     node: LineageNode | None = None,
     explain: bool = False,
+    now: dt.datetime | None = None,
 ) -> EffectiveFacts:
     """The stored effective facts of asset ``(kind, reference)`` (or of ``node``).
 
@@ -100,12 +110,8 @@ def effective_facts(
         node = find_node(kind, reference)
     node = ensure_synced(node)
     summary = node.facts["summary"]
-    status, note = summary["status"], ""
-    lapse = summary.get("exceptions_expire_at")
-    if status == "active" and lapse is not None:
-        expires = parse_datetime(lapse)
-        if expires is not None and expires <= timezone.now():
-            status, note = "quarantined", "a quarantine exception has lapsed; the refresh is pending"
+    own_expiry = own_expiry_of(node.pk, node.effective_quarantine.get("expiries"))
+    status, note = status_now(summary["status"], summary, own_expiry=own_expiry, now=now)
 
     def optional(values: list[str] | None) -> frozenset[str] | None:
         return None if values is None else frozenset(values)
@@ -120,6 +126,7 @@ def effective_facts(
         quarantined=status != "active",
         status_note=note,
         pii_types=frozenset(summary["pii_types"]),
+        pii_scan_incomplete=frozenset(summary.get("pii_scan_incomplete") or ()),
         owners=frozenset(summary["owners"]),
         licences=frozenset(summary["licences"]),
         allowed_purposes=optional(summary["allowed_purposes"]),
@@ -128,6 +135,7 @@ def effective_facts(
         obligations=summary["obligations"],
         conflicts=tuple(summary["conflicts"]),
         explanations=explain_facts(node) if explain else None,
+        valid_until=valid_until(summary, own_expiry=own_expiry) if status == "active" else None,
     )
 
 
@@ -200,6 +208,10 @@ def explain_facts(node: LineageNode) -> dict[str, Any]:
     ]
     explained: dict[str, Any] = {
         "pii_types": [{"value": v, "because": describe("PII:", v, "pii_types", v)} for v in sorted(eff["pii_types"])],
+        "pii_scan_incomplete": [
+            {"value": v, "because": describe("PII scan incomplete: data of ", v, "pii_scan_incomplete", v)}
+            for v in sorted(eff.get("pii_scan_incomplete", {}))
+        ],
         "owners": [{"value": v, "because": describe("owner:", v, "owners", v)} for v in sorted(eff["owners"])],
         "licences": licences,
     }

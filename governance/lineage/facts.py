@@ -8,12 +8,19 @@ table in DESIGN.md:
 fact                         rule over parents
 ===========================  =============================================
 PII entity types             union (a redaction edge stops the types it removed)
+PII scan incomplete          union (the owning teams of data upstream whose
+                             PII scan is unscanned, running or failed)
 licences                     union of terms; permissions most restrictive
 owners                       union
 allowed purposes             intersection
 residency regions            intersection
 revoked / expired upstream   any -> quarantined (unless an admin exception)
+expiry instants              each source's kept; the earliest is the summary
 ===========================  =============================================
+
+Expiry is a time-bound fact: an asset whose own expiry (or one upstream of
+it) has passed reads as expired (or quarantined) from that instant, whether
+or not the hourly job has run (``governance.lineage.status``).
 
 Every value remembers, per source asset that declared it, the parent it came
 through and its distance (``{source_id: [via_parent_id, distance]}``); the
@@ -30,10 +37,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.dateparse import parse_datetime
+
 from governance.models.lineage import OWN_STATUSES, PROPAGATING_RELATIONS, AssetKind
 from pedigree.errors import InvalidInput
 
-UNION_FACTS = ("pii_types", "owners", "licences")
+UNION_FACTS = ("pii_types", "owners", "licences", "pii_scan_incomplete")
 CONSTRAINT_FACTS = ("allowed_purposes", "residency_regions")
 ALL_PII = "*"
 ANYWHERE = "global"  # the residency region that means "anywhere"
@@ -102,33 +111,49 @@ class OwnFacts:
     status: str = "active"
     status_reason: str = ""
     pii_types: tuple[str, ...] = ()
+    # The owning team, when this is data whose PII scan is not complete (no
+    # completed scan, one running, or the latest failed): nobody knows what
+    # personal data it holds, so what is made from it inherits that.
+    pii_scan_incomplete: tuple[str, ...] = ()
     licences: tuple[LicenceTerms, ...] = ()
     owners: tuple[str, ...] = ()
     allowed_purposes: tuple[str, ...] | None = None
     residency_regions: tuple[str, ...] | None = None
+    expires_at: str | None = None  # the instant it expires, ISO 8601 in UTC
 
     def __post_init__(self) -> None:
         if self.status not in OWN_STATUSES:
             raise InvalidInput(
                 f"own status {self.status!r} is not one of {', '.join(sorted(OWN_STATUSES))}", field="status"
             )
+        if self.expires_at is not None:
+            instant = parse_datetime(self.expires_at) if isinstance(self.expires_at, str) else None
+            if instant is None or instant.tzinfo is None:
+                raise InvalidInput(
+                    f"expires_at {self.expires_at!r} is not an ISO 8601 date and time with a time zone",
+                    field="expires_at",
+                )
+            object.__setattr__(self, "expires_at", instant.astimezone(dt.UTC).isoformat())
 
     def as_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "status_reason": self.status_reason,
             "pii_types": sorted(set(self.pii_types)),
+            "pii_scan_incomplete": sorted(set(self.pii_scan_incomplete)),
             "licences": [terms.as_json() for terms in sorted(set(self.licences), key=lambda t: t.key)],
             "owners": sorted(set(self.owners)),
             "allowed_purposes": None if self.allowed_purposes is None else sorted(set(self.allowed_purposes)),
             "residency_regions": None if self.residency_regions is None else sorted(set(self.residency_regions)),
+            **({"expires_at": self.expires_at} if self.expires_at is not None else {}),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OwnFacts:
         """Build own facts from plain JSON (as another app or an API client gives them)."""
         unknown = set(data) - {
-            "status", "status_reason", "pii_types", "licences", "owners", "allowed_purposes", "residency_regions",
+            "status", "status_reason", "pii_types", "pii_scan_incomplete", "licences", "owners", "allowed_purposes",
+            "residency_regions", "expires_at",
         }
         if unknown:
             raise InvalidInput(f"unknown fact {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
@@ -141,6 +166,7 @@ class OwnFacts:
             status=str(data.get("status", "active")),
             status_reason=str(data.get("status_reason", "")),
             pii_types=tuple(str(item) for item in data.get("pii_types", ())),
+            pii_scan_incomplete=tuple(str(item) for item in data.get("pii_scan_incomplete", ())),
             licences=tuple(
                 item if isinstance(item, LicenceTerms) else LicenceTerms.from_json(item)
                 for item in data.get("licences", ())
@@ -148,6 +174,7 @@ class OwnFacts:
             owners=tuple(str(item) for item in data.get("owners", ())),
             allowed_purposes=optional("allowed_purposes"),
             residency_regions=optional("residency_regions"),
+            expires_at=None if data.get("expires_at") is None else str(data["expires_at"]),
         )
 
 
@@ -197,9 +224,9 @@ def _removed(value: str, removes: Sequence[str]) -> bool:
     return ALL_PII in removes or value in removes
 
 
-CATEGORIES = ("pii_types", "owners", "licences", "allowed_purposes", "residency_regions", "quarantine")
+CATEGORIES = ("pii_types", "pii_scan_incomplete", "owners", "licences", "allowed_purposes", "residency_regions", "quarantine")
 # Stored blocks that belong to a category besides its own name.
-_COMPANIONS = {"licences": ("licence_terms",), "quarantine": ("excepted",)}
+_COMPANIONS = {"licences": ("licence_terms",), "quarantine": ("excepted", "expiries")}
 
 
 def category_blocks(category: str) -> tuple[str, ...]:
@@ -253,6 +280,9 @@ def combine(
     if "owners" in wanted:
         for value in own.get("owners", ()):
             _offer(result["owners"], value, me, None, 0)
+    if "pii_scan_incomplete" in wanted:
+        for value in own.get("pii_scan_incomplete", ()):
+            _offer(result["pii_scan_incomplete"], value, me, None, 0)
     if "licences" in wanted:
         for raw in own.get("licences", ()):
             terms = LicenceTerms.from_json(raw)
@@ -264,6 +294,8 @@ def combine(
     own_status = own.get("status", "active")
     if "quarantine" in wanted and own_status != "active":
         result["quarantine"][me] = [None, 0]
+    if "quarantine" in wanted and own.get("expires_at"):
+        result["expiries"][me] = own["expires_at"]
 
     value_facts = [name for name in (*UNION_FACTS, *CONSTRAINT_FACTS) if name in wanted]
     by_cause = {exc.cause_id: exc for exc in exceptions}
@@ -289,6 +321,13 @@ def combine(
             result["licence_terms"].update(eff.get("licence_terms", {}))
         if "quarantine" not in wanted:
             continue
+        for source, instant in eff.get("expiries", {}).items():
+            # An exception for a cause covers its expiry as well as its revocation.
+            if source == me or int(source) in by_cause:
+                continue
+            current = result["expiries"].get(source)
+            if current is None or instant < current:
+                result["expiries"][source] = instant
         for source, (_, distance) in eff.get("quarantine", {}).items():
             exception = by_cause.get(int(source))
             if exception is not None and source != me:
@@ -317,17 +356,18 @@ def combine(
     result["summary"] = summarise(
         result, kind=kind, recomputed=wanted, previous=previous.get("summary") if previous else None
     )
-    result["status_summary"] = {key: result["summary"][key] for key in ("status", "quarantined", "exceptions_expire_at")}
+    result["status_summary"] = {key: result["summary"][key] for key in _SUMMARY_PARTS["quarantine"]}
     return result
 
 
 _SUMMARY_PARTS = {
     "pii_types": ("pii_types",),
+    "pii_scan_incomplete": ("pii_scan_incomplete",),
     "owners": ("owners",),
     "licences": ("licences", "permissions", "obligations", "conflicts"),
     "allowed_purposes": ("allowed_purposes",),
     "residency_regions": ("residency_regions",),
-    "quarantine": ("status", "quarantined", "exceptions_expire_at"),
+    "quarantine": ("status", "quarantined", "exceptions_expire_at", "expires_at"),
 }
 
 
@@ -362,6 +402,8 @@ def summarise(
                 summary[name] = previous.get(name)
     if "pii_types" in parts:
         summary["pii_types"] = sorted(effective["pii_types"])
+    if "pii_scan_incomplete" in parts:
+        summary["pii_scan_incomplete"] = sorted(effective.get("pii_scan_incomplete", {}))
     if "owners" in parts:
         summary["owners"] = sorted(effective["owners"])
     if "licences" in parts:
@@ -393,9 +435,11 @@ def summarise(
         summary["status"] = effective["status"]
         summary["quarantined"] = effective["status"] != "active"
         summary["exceptions_expire_at"] = min(expiries) if expiries else None
-    return {name: summary[name] for name in (
-        "status", "quarantined", "pii_types", "owners", "licences", "allowed_purposes", "residency_regions",
-        "permissions", "obligations", "conflicts", "exceptions_expire_at",
+        instants = list(effective.get("expiries", {}).values())
+        summary["expires_at"] = min(instants) if instants else None
+    return {name: summary.get(name) for name in (
+        "status", "quarantined", "pii_types", "pii_scan_incomplete", "owners", "licences", "allowed_purposes",
+        "residency_regions", "permissions", "obligations", "conflicts", "exceptions_expire_at", "expires_at",
     )}
 
 

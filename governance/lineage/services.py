@@ -17,10 +17,12 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
+from governance.choices import PII_SCAN_INCOMPLETE
 from governance.lineage import graph
 from governance.lineage.facts import LicenceTerms, OwnFacts
 from governance.lineage.propagation import RefreshResult, lock_graph, refresh
 from governance.lineage.queries import walk
+from governance.lineage.status import expiry_instant
 from governance.models import DatasetVersion
 from governance.models.audit import record_audit_event
 from governance.models.lineage import (
@@ -49,11 +51,19 @@ ACTION_REDACTION_RECORDED = "lineage.redaction_recorded"
 
 
 def dataset_version_facts(version: DatasetVersion) -> OwnFacts:
-    """A dataset version's own facts, read from its governance fields."""
+    """A dataset version's own facts, read from its governance fields.
+
+    A version whose PII scan is not complete (unscanned, scanning, scan
+    failed) declares "PII scan incomplete" for its owning team: everything
+    made from it inherits that, and the shipped policies deny training on it
+    and serving models made from it (``policies/pii_scan.cedar``).
+    """
+    owner = version.dataset.owner_group.name
     return OwnFacts(
         status=version.status,
         status_reason=version.status_reason,
         pii_types=tuple(version.pii_types or ()),
+        pii_scan_incomplete=(owner,) if version.pii_status in PII_SCAN_INCOMPLETE else (),
         licences=(
             LicenceTerms(
                 id=version.licence,
@@ -64,9 +74,10 @@ def dataset_version_facts(version: DatasetVersion) -> OwnFacts:
                 holder=version.copyright_holder,
             ),
         ),
-        owners=(version.dataset.owner_group.name,),
+        owners=(owner,),
         allowed_purposes=tuple(version.allowed_purposes or ()),
         residency_regions=tuple(version.residency_regions or ()),
+        expires_at=expiry_instant(version.expires_at).isoformat() if version.expires_at else None,
     )
 
 
@@ -137,13 +148,21 @@ def sync_stale_dataset_versions() -> list[int]:
     The safety net under the hooks: anything that changed a version's facts
     (and bumped ``facts_version``) without calling the hook is caught here.
     """
-    synced = dict(
-        LineageNode.objects.filter(kind=AssetKind.DATASET_VERSION).values_list("reference", "source_version")
-    )
+    synced = {
+        reference: (source_version, own_expiry)
+        for reference, source_version, own_expiry in LineageNode.objects.filter(
+            kind=AssetKind.DATASET_VERSION
+        ).values_list("reference", "source_version", "own_facts__expires_at")
+    }
+    # A node synced before expiry instants were facts lacks its version's
+    # expiry: re-sync it too, so the instant reaches what is downstream.
     stale = [
         pk
-        for pk, facts_version in DatasetVersion.objects.order_by("pk").values_list("pk", "facts_version")
-        if synced.get(str(pk)) != facts_version
+        for pk, facts_version, expires_at in DatasetVersion.objects.order_by("pk").values_list(
+            "pk", "facts_version", "expires_at"
+        )
+        if synced.get(str(pk), (None, None))[0] != facts_version
+        or (expires_at is not None and synced[str(pk)][1] is None)
     ]
     for pk in stale:
         with transaction.atomic():
@@ -179,6 +198,8 @@ def do_record_redaction(
 
     The edge passes licences, owners, purposes and residency on, but not the
     removed PII types; the redacted version's own PII is what its rescan found.
+    The PII service names only the types it actually redacted, and narrows the
+    list once the rescan is done (``do_narrow_redaction``).
     With ``run_id`` the redaction run is added as a node that produced it.
     """
     if source.pk == redacted.pk:
@@ -204,6 +225,37 @@ def do_record_redaction(
             target_label=str(redacted_node),
             changes={"source": source_node.label, "removed_pii_types": sorted(removed_pii_types)},
         )
+    redacted_node.refresh_from_db()
+    return redacted_node
+
+
+def do_narrow_redaction(
+    *, actor: User | None, source: DatasetVersion, redacted: DatasetVersion, still_found: list[str]
+) -> LineageNode:
+    """The redacted copy's rescan still finds ``still_found``: its redaction edge
+    stops only the types it removed that the rescan did not find again, so the
+    source's types that survived keep propagating (with their path to the source).
+    """
+    with transaction.atomic():
+        source_node = graph.node_for_dataset_version(source)
+        redacted_node = graph.node_for_dataset_version(redacted)
+        edge = redacted_node.upstream_edges.filter(upstream=source_node, relation=EdgeRelation.DERIVED_FROM).first()
+        if edge is None or not edge.removes_pii_types:
+            return redacted_node
+        before = sorted(edge.removes_pii_types)
+        after = sorted(set(before) - set(still_found))
+        if after != before:
+            graph.add_edge(
+                upstream=source_node, downstream=redacted_node, relation=EdgeRelation.DERIVED_FROM, removes_pii_types=after
+            )
+            record_audit_event(
+                actor=actor,
+                action=ACTION_REDACTION_RECORDED,
+                target=redacted_node,
+                target_label=str(redacted_node),
+                reason="the rescan of the redacted copy still finds " + ", ".join(sorted(set(before) & set(still_found))),
+                changes={"source": source_node.label, "removed_pii_types": [before, after]},
+            )
     redacted_node.refresh_from_db()
     return redacted_node
 

@@ -68,8 +68,8 @@ OWN_STATUSES = frozenset({LineageStatus.ACTIVE.value, LineageStatus.REVOKED.valu
 # The status part of the effective facts lives in its own column, so that a
 # revocation reaching thousands of assets rewrites a few bytes of each, not
 # their whole explained facts.
-STATUS_BLOCKS = ("quarantine", "excepted", "status", "status_reason", "status_summary")
-STATUS_SUMMARY_KEYS = ("status", "quarantined", "exceptions_expire_at")
+STATUS_BLOCKS = ("quarantine", "excepted", "expiries", "status", "status_reason", "status_summary")
+STATUS_SUMMARY_KEYS = ("status", "quarantined", "exceptions_expire_at", "expires_at")
 
 
 def merge_effective(facts: dict[str, Any], status_part: dict[str, Any]) -> dict[str, Any]:

@@ -180,12 +180,22 @@ class PiiRedaction(models.Model):
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    operators = models.JSONField(help_text='{"ENTITY_TYPE": {"type": "replace|mask|hash|drop", ...}}')
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker running it (a stale one is recovered)."
+    )
+    attempts = models.PositiveIntegerField(default=0, help_text="How many workers have claimed it.")
+    worker = models.CharField(max_length=200, blank=True)
+    operators = models.JSONField(help_text='{"ENTITY_TYPE": {"type": "replace|mask|hash|drop|keep", ...}}')
     config_digest = models.CharField(max_length=64)
     records_in = models.PositiveBigIntegerField(default=0)
     records_out = models.PositiveBigIntegerField(default=0)
     records_dropped = models.PositiveBigIntegerField(default=0)
     entities_redacted = models.JSONField(default=dict, help_text="Count of redacted values per entity type.")
+    removed_types = models.JSONField(
+        default=list,
+        help_text="Entity types actually redacted (replaced, masked, hashed or dropped): what the lineage edge may stop, "
+        "less whatever the rescan of the copy still finds.",
+    )
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -2,7 +2,7 @@
 
 - ``config``: the scanner configuration (a YAML file in the repo) and its digest.
 - ``engine``: builds Presidio's analyzer offline (spaCy pipeline or patterns only).
-- ``records``: streams a version's text fields out of the artifact store.
+- ``records``: streams every string value of a version (per field path) out of the artifact store.
 - ``scanner``: batches texts through the analyzer on a process pool and
   aggregates findings into a report that never holds raw PII.
 - ``redaction``: rewrites a version with presidio-anonymizer operators.

@@ -2,8 +2,11 @@
 
 Texts are analysed exactly as a scan analyses them (same configuration, long
 texts in overlapping chunks, offsets of the whole text) and anonymised with
-presidio-anonymizer. Output keeps the input's format, layout and non-text
-fields; it is written to a temporary file and then ingested like an upload.
+presidio-anonymizer. The fields are the ones a scan reads (every string value:
+``records.walk_strings`` for JSONL, every CSV column through the one CSV line
+reader, every Parquet string column). Output keeps the input's format, layout
+and other fields, and a record in which nothing was redacted keeps its bytes;
+it is written to a temporary file and then ingested like an upload.
 """
 
 from __future__ import annotations
@@ -12,16 +15,23 @@ import csv
 import io
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import orjson
 
 from governance.choices import DataFormat
+from governance.ingest.formats import csv_lines
 from governance.pii.config import ENTITY_TYPE, ScanConfig
 from governance.pii.engine import get_analyzer
-from governance.pii.records import _decode, _lines
+from governance.pii.records import (
+    _decode,
+    _lines,
+    parquet_string_columns,
+    scannable_text,
+    walk_strings,
+)
 from governance.pii.scanner import split_text
 from pedigree.errors import InvalidInput
 
@@ -36,7 +46,18 @@ class RedactionStats:
     records_in: int = 0
     records_out: int = 0
     records_dropped: int = 0
-    entities: Counter[str] = field(default_factory=Counter)
+    entities: Counter[str] = field(default_factory=Counter)  # replaced, masked or hashed
+    dropped_entities: Counter[str] = field(default_factory=Counter)  # found in a record that was dropped
+    kept_entities: Counter[str] = field(default_factory=Counter)  # found and kept ({"type": "keep"})
+
+    @property
+    def removed_types(self) -> list[str]:
+        """The entity types this redaction actually took out of the data."""
+        return sorted(set(self.entities) | set(self.dropped_entities))
+
+    @property
+    def changed_anything(self) -> bool:
+        return bool(self.entities) or self.records_dropped > 0
 
 
 class _DropRecord(Exception):
@@ -94,8 +115,15 @@ class Redactor:
         self.analyzer = get_analyzer(config)
         self.operators = operators
         self.salt = salt
-        self.skip = set(skip_types) | {entity for entity, spec in operators.items() if spec["type"] == "keep"}
+        self.dismissed = set(skip_types)
         self.anonymizer = AnonymizerEngine()
+        # Called for every text: the service's heartbeat (throttled there), so a
+        # redaction whose worker died is seen as stale and recovered.
+        self.heartbeat: Callable[[], None] | None = None
+
+    def keeps(self, entity: str) -> bool:
+        """Whether ``entity`` is left as it is: dismissed by a steward, or kept by its operator."""
+        return entity in self.dismissed or self._operator_for(entity)["type"] == "keep"
 
     def _operator_for(self, entity: str) -> dict[str, Any]:
         return self.operators.get(entity, self.operators[DEFAULT_KEY])
@@ -113,31 +141,38 @@ class Redactor:
             return OperatorConfig("hash", {"hash_type": spec["hash_type"], "salt": self.salt})
         return OperatorConfig("replace", {"new_value": spec.get("new_value", f"<{entity}>")})
 
-    def findings(self, text: str) -> list[Any]:
-        """Findings in a whole text (chunked like a scan), offsets of the whole text."""
+    def findings(self, text: str, stats: RedactionStats | None = None) -> list[Any]:
+        """Findings to redact in a whole text (chunked like a scan), offsets of
+        the whole text; kept and dismissed types are counted, not returned."""
         from presidio_anonymizer.entities import RecognizerResult
 
         results: list[Any] = []
-        chunks = list(split_text(text, self.config.chunk_chars, self.config.chunk_overlap))
-        analyzed = [(offset, chunk, owned_start, owned_end) for offset, chunk, owned_start, owned_end in chunks]
+        analyzed = list(split_text(text, self.config.chunk_chars, self.config.chunk_overlap))
         nlp = self.analyzer.engine.nlp_engine
         artifacts = nlp.process_batch([chunk for _, chunk, _, _ in analyzed], language=self.config.language, batch_size=8)
         for (offset, chunk, owned_start, owned_end), (_, nlp_artifacts) in zip(analyzed, artifacts, strict=True):
             for result in self.analyzer.analyze(chunk, nlp_artifacts=nlp_artifacts):
-                if owned_start <= result.start < owned_end and result.entity_type not in self.skip:
-                    results.append(
-                        RecognizerResult(result.entity_type, result.start + offset, result.end + offset, result.score)
-                    )
+                if not owned_start <= result.start < owned_end:
+                    continue
+                if self.keeps(result.entity_type):
+                    if stats is not None:
+                        stats.kept_entities[result.entity_type] += 1
+                    continue
+                results.append(RecognizerResult(result.entity_type, result.start + offset, result.end + offset, result.score))
         return results
 
     def redact(self, text: str, stats: RedactionStats) -> str:
         """The text with its PII redacted; raises ``_DropRecord`` for a drop operator."""
+        if self.heartbeat is not None:
+            self.heartbeat()
         if not text or not text.strip():
             return text
-        results = self.findings(text)
+        results = self.findings(text, stats)
         if not results:
             return text
         if any(self._operator_for(r.entity_type)["type"] == "drop" for r in results):
+            for result in results:
+                stats.dropped_entities[result.entity_type] += 1
             raise _DropRecord()
         operators = {r.entity_type: self._presidio_operator(r.entity_type) for r in results}
         outcome = self.anonymizer.anonymize(text=text, analyzer_results=results, operators=operators)
@@ -145,8 +180,17 @@ class Redactor:
             stats.entities[item.entity_type] += 1
         return str(outcome.text)
 
+    def redact_value(self, value: Any, stats: RedactionStats) -> Any:
+        """A scalar value redacted like ``redact`` (a number the scan reads is
+        replaced by a string only when something in it was redacted)."""
+        text = scannable_text(value)
+        if text is None:
+            return value
+        redacted = self.redact(text, stats)
+        return value if redacted == text else redacted
 
-def _redact_jsonl(chunks: Iterable[bytes], redactor: Redactor, text_fields: list[str], out: IO[bytes], stats: RedactionStats) -> None:
+
+def _redact_jsonl(chunks: Iterable[bytes], redactor: Redactor, out: IO[bytes], stats: RedactionStats) -> None:
     for raw in _lines(chunks):
         if not raw.strip():
             continue
@@ -155,18 +199,20 @@ def _redact_jsonl(chunks: Iterable[bytes], redactor: Redactor, text_fields: list
             record = orjson.loads(raw)
         except orjson.JSONDecodeError:
             record = orjson.loads(_decode(raw, "", []).encode())
+        changed = False
+
+        def visit(path: str, value: Any) -> Any:
+            nonlocal changed
+            redacted = redactor.redact_value(value, stats)
+            changed = changed or redacted is not value
+            return redacted
+
         try:
-            for name in text_fields:
-                if name == "messages" and isinstance(record.get("messages"), list):
-                    for message in record["messages"]:
-                        if isinstance(message, dict) and isinstance(message.get("content"), str):
-                            message["content"] = redactor.redact(message["content"], stats)
-                elif isinstance(record.get(name), str):
-                    record[name] = redactor.redact(record[name], stats)
+            redacted = walk_strings(record, "", visit)
         except _DropRecord:
             stats.records_dropped += 1
             continue
-        out.write(orjson.dumps(record) + b"\n")
+        out.write((orjson.dumps(redacted) if changed else raw.rstrip(b"\r")) + b"\n")
         stats.records_out += 1
 
 
@@ -175,49 +221,55 @@ def _redact_text(chunks: Iterable[bytes], redactor: Redactor, out: IO[bytes], st
         if not raw.strip():
             continue
         stats.records_in += 1
+        original = _decode(raw.rstrip(b"\r"), "", [])
         try:
-            line = redactor.redact(_decode(raw.rstrip(b"\r"), "", []), stats)
+            line = redactor.redact(original, stats)
         except _DropRecord:
             stats.records_dropped += 1
             continue
-        out.write(line.replace("\n", " ").encode() + b"\n")
+        out.write(raw.rstrip(b"\r") + b"\n" if line == original else line.replace("\n", " ").encode() + b"\n")
         stats.records_out += 1
 
 
-def _redact_csv(chunks: Iterable[bytes], redactor: Redactor, text_fields: list[str], out: IO[bytes], stats: RedactionStats) -> None:
+def _redact_csv(chunks: Iterable[bytes], redactor: Redactor, out: IO[bytes], stats: RedactionStats) -> None:
+    consumed: list[str] = []  # the lines of the row just read (csv.reader never reads ahead)
+
     def lines() -> Iterator[str]:
-        pending = ""
-        for chunk in chunks:
-            parts = (pending + chunk.decode("utf-8", "replace")).splitlines(keepends=True)
-            pending = parts.pop() if parts and not parts[-1].endswith(("\n", "\r")) else ""
-            yield from parts
-        if pending:
-            yield pending
+        for line in csv_lines(chunks, on_undecodable=lambda: None):
+            consumed.append(line)
+            yield line
 
     csv.field_size_limit(1 << 30)
     reader = csv.reader(lines())
     text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
     writer = csv.writer(text, lineterminator="\n")
-    header = next(reader)
-    positions = [index for index, name in enumerate(header) if name.strip() in text_fields]
-    writer.writerow(header)
+    try:
+        next(reader)
+    except StopIteration:
+        raise InvalidInput("the CSV file has no header row", field="format") from None
+    header = "".join(consumed)
+    text.write(header if header.endswith(("\n", "\r")) else header + "\n")
+    consumed.clear()
     for row in reader:
+        original = "".join(consumed)
+        consumed.clear()
         if not row:
             continue
         stats.records_in += 1
         try:
-            for index in positions:
-                if index < len(row):
-                    row[index] = redactor.redact(row[index], stats)
+            redacted = [redactor.redact(value, stats) for value in row]
         except _DropRecord:
             stats.records_dropped += 1
             continue
-        writer.writerow(row)
+        if redacted == row:
+            text.write(original if original.endswith(("\n", "\r")) else original + "\n")
+        else:
+            writer.writerow(redacted)
         stats.records_out += 1
     text.detach()
 
 
-def _redact_parquet(chunks: Iterable[bytes], redactor: Redactor, text_fields: list[str], out: IO[bytes], stats: RedactionStats) -> None:
+def _redact_parquet(chunks: Iterable[bytes], redactor: Redactor, out: IO[bytes], stats: RedactionStats) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -226,6 +278,7 @@ def _redact_parquet(chunks: Iterable[bytes], redactor: Redactor, text_fields: li
             spool.write(chunk)
         spool.flush()
         parquet = pq.ParquetFile(spool.name)
+        text_fields = parquet_string_columns(parquet.schema_arrow)
         writer = pq.ParquetWriter(out, parquet.schema_arrow)
         try:
             for batch in parquet.iter_batches(batch_size=2048):
@@ -253,19 +306,17 @@ def _redact_parquet(chunks: Iterable[bytes], redactor: Redactor, text_fields: li
             writer.close()
 
 
-def redact_stream(
-    chunks: Iterable[bytes], *, data_format: str, text_fields: list[str], redactor: Redactor, out: IO[bytes]
-) -> RedactionStats:
+def redact_stream(chunks: Iterable[bytes], *, data_format: str, redactor: Redactor, out: IO[bytes]) -> RedactionStats:
     """Write the redacted file to ``out``; return what was done."""
     stats = RedactionStats()
     if data_format == DataFormat.JSONL:
-        _redact_jsonl(chunks, redactor, text_fields, out, stats)
+        _redact_jsonl(chunks, redactor, out, stats)
     elif data_format == DataFormat.TEXT:
         _redact_text(chunks, redactor, out, stats)
     elif data_format == DataFormat.CSV:
-        _redact_csv(chunks, redactor, text_fields, out, stats)
+        _redact_csv(chunks, redactor, out, stats)
     elif data_format == DataFormat.PARQUET:
-        _redact_parquet(chunks, redactor, text_fields, out, stats)
+        _redact_parquet(chunks, redactor, out, stats)
     else:
         raise InvalidInput(f"cannot redact format {data_format!r}")
     return stats

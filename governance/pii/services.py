@@ -7,8 +7,9 @@ all call these functions.
 
 The version's PII facts (``pii_status``, ``pii_types``) are derived in one
 place, ``refresh_version_pii``, from the version's scans and reviews: the
-confirmed entity types are its PII fact, and ``facts_version`` is bumped and
-lineage refreshed whenever either changes.
+entity types found and not dismissed by a steward are its PII fact, a status
+of unscanned, scanning or scan_failed is the "PII scan incomplete" fact, and
+``facts_version`` is bumped and lineage refreshed whenever either changes.
 """
 
 from __future__ import annotations
@@ -94,21 +95,45 @@ def latest_completed_scan(version: DatasetVersion) -> PiiScan | None:
     return PiiScan.objects.filter(version=version).filter(status=PiiScanStatus.COMPLETED).order_by("-finished_at", "-pk").first()
 
 
+def latest_finished_scan(version: DatasetVersion) -> PiiScan | None:
+    """The version's most recent scan that completed or failed (cancelled ones are as if never asked)."""
+    return (
+        PiiScan.objects.filter(version=version, status__in=(PiiScanStatus.COMPLETED, PiiScanStatus.FAILED))
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+
+
 def derive_pii_facts(version: DatasetVersion) -> tuple[str, list[str]]:
-    """The PII status and confirmed types that the version's scans and reviews imply."""
+    """The PII status and PII types that the version's scans and reviews imply.
+
+    The types are what the latest completed scan found and no steward
+    dismissed, plus any a steward confirmed: a finding counts as a fact
+    without waiting for a human, and only a dismissal (with its reason)
+    removes one. The status says whether the scan is complete: a version with
+    no completed scan, a scan queued or running, or whose latest scan failed
+    is ``unscanned``, ``scanning`` or ``scan_failed`` (fail closed: see
+    ``PII_SCAN_INCOMPLETE``); a failed scan never hides the types an earlier
+    completed one found.
+    """
     reviews = dict(PiiEntityReview.objects.filter(version=version).values_list("entity_type", "decision"))
-    confirmed = sorted(entity for entity, decision in reviews.items() if decision == PiiReviewDecision.CONFIRMED)
-    if PiiScan.objects.filter(version=version).filter(status__in=ACTIVE_SCAN_STATUSES).exists():
-        return PiiStatus.SCANNING, confirmed
+    confirmed = {entity for entity, decision in reviews.items() if decision == PiiReviewDecision.CONFIRMED}
+    dismissed = {entity for entity, decision in reviews.items() if decision == PiiReviewDecision.DISMISSED}
     latest = latest_completed_scan(version)
+    found = set(latest.found_entity_types) if latest is not None else set()
+    types = sorted((found - dismissed) | confirmed)
+    if PiiScan.objects.filter(version=version).filter(status__in=ACTIVE_SCAN_STATUSES).exists():
+        return PiiStatus.SCANNING, types
+    finished = latest_finished_scan(version)
+    if finished is not None and finished.status == PiiScanStatus.FAILED:
+        return PiiStatus.SCAN_FAILED, types
     if latest is None:
-        return (PiiStatus.REVIEWED if confirmed else PiiStatus.UNSCANNED), confirmed
-    undecided = set(latest.found_entity_types) - set(reviews)
-    if undecided:
-        return PiiStatus.PII_FOUND, confirmed
-    if confirmed or (reviews and latest.found_entity_types):
-        return PiiStatus.REVIEWED, confirmed
-    return PiiStatus.CLEAN, confirmed
+        return PiiStatus.UNSCANNED, types
+    if found - set(reviews):
+        return PiiStatus.PII_FOUND, types
+    if types or (reviews and found):
+        return PiiStatus.REVIEWED, types
+    return PiiStatus.CLEAN, types
 
 
 def refresh_version_pii(version: DatasetVersion, *, actor: Actor | None = None, reason: str = "") -> DatasetVersion:
@@ -259,9 +284,7 @@ def run_pii_scan(scan: PiiScan, *, on_progress: Callable[[PiiScan], None] | None
         state = scan.checkpoint if scan.checkpoint else new_report_state()
         try:
             chunks = get_store().iter_chunks(version.storage_key)
-            records = iter_records(
-                chunks, data_format=version.format, layout=version.layout, text_fields=list(version.text_fields), start=start
-            )
+            records = iter_records(chunks, data_format=version.format, start=start)
             last_save = time.monotonic()
 
             def progress(records_done: int, current: dict[str, Any]) -> bool:
@@ -353,7 +376,16 @@ def _finish_completed(scan: PiiScan, state: dict[str, Any]) -> PiiScan:
             },
         )
         refresh_version_pii(locked.version, reason=f"PII scan #{locked.pk} completed")
+        _narrow_redaction_edges(locked.version, found)
     return locked
+
+
+def _narrow_redaction_edges(version: DatasetVersion, found: list[str]) -> None:
+    """After a scan of a redacted copy: the types its redaction removed but the
+    scan still finds keep propagating from the source (the edge stops only the rest)."""
+    redactions = PiiRedaction.objects.filter(result=version, status=PiiJobStatus.COMPLETED).select_related("source")
+    for redaction in redactions:
+        lineage.do_narrow_redaction(actor=None, source=redaction.source, redacted=version, still_found=found)
 
 
 def _finish_failed(scan: PiiScan, message: str) -> PiiScan:
@@ -435,8 +467,9 @@ def do_review_pii_entity(
 ) -> PiiEntityReview:
     """A steward confirms or dismisses one entity type found in ``version``.
 
-    Confirmed types become the version's PII fact; dismissing a type (a false
-    positive) removes it. Needs a reason; recorded in the audit log.
+    Types a scan found are the version's PII fact already; dismissing one (a
+    false positive) removes it, confirming one keeps it whatever later scans
+    find. Needs a reason; recorded in the audit log.
     """
     ensure_may_change(actor, version, "review PII findings")
     entity_type = (entity_type or "").strip().upper()
@@ -551,14 +584,94 @@ def do_request_redaction(
     return redaction
 
 
-def claim_redaction(redaction_id: int) -> PiiRedaction | None:
-    """Claim a queued redaction for this worker (conditional UPDATE)."""
-    claimed = PiiRedaction.objects.filter(pk=redaction_id, status=PiiJobStatus.QUEUED).update(
-        status=PiiJobStatus.RUNNING, started_at=timezone.now()
+def _enqueue_redaction(redaction_id: int) -> None:
+    from governance.tasks import redact_dataset_version
+
+    transaction.on_commit(lambda: redact_dataset_version.delay(redaction_id))
+
+
+def claim_redaction(redaction_id: int, *, worker: str = "") -> PiiRedaction | None:
+    """Claim a queued redaction (or a running one whose worker died) for this worker.
+
+    A conditional UPDATE: only the caller that changed exactly one row runs it;
+    ``attempts`` identifies the run, so a worker that was taken over cannot
+    complete it.
+    """
+    now = timezone.now()
+    claimable = Q(status=PiiJobStatus.QUEUED) | Q(status=PiiJobStatus.RUNNING, heartbeat_at__lt=now - stale_after())
+    claimed = PiiRedaction.objects.filter(claimable, pk=redaction_id, attempts__lt=MAX_ATTEMPTS).update(
+        status=PiiJobStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        heartbeat_at=now,
+        started_at=Coalesce("started_at", now),
+        worker=(worker or socket.gethostname())[:200],
     )
     if claimed != 1:
         return None
     return PiiRedaction.objects.select_related("source__dataset", "scan", "requested_by").get(pk=redaction_id)
+
+
+class RedactionTakenOver(Exception):
+    """Another worker claimed this redaction (this one looked dead): stop quietly."""
+
+
+def _redaction_heartbeat(redaction: PiiRedaction) -> Callable[[], None]:
+    last = time.monotonic()
+
+    def beat() -> None:
+        nonlocal last
+        if time.monotonic() - last < CHECKPOINT_SECONDS:
+            return
+        last = time.monotonic()
+        alive = PiiRedaction.objects.filter(
+            pk=redaction.pk, status=PiiJobStatus.RUNNING, attempts=redaction.attempts
+        ).update(heartbeat_at=timezone.now())
+        if alive != 1:
+            raise RedactionTakenOver()
+
+    return beat
+
+
+def _fail_redaction(redaction: PiiRedaction, message: str, *, attempts: int | None = None) -> bool:
+    """Mark a redaction failed (if it is still this run's); True when it was."""
+    actor = redaction.requested_by
+    with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
+        row = PiiRedaction.objects.filter(pk=redaction.pk, status__in=(PiiJobStatus.QUEUED, PiiJobStatus.RUNNING))
+        if attempts is not None:
+            row = row.filter(attempts=attempts)
+        if row.update(status=PiiJobStatus.FAILED, error=message[:4000], finished_at=timezone.now()) != 1:
+            return False
+        record_audit_event(
+            actor=actor,
+            action=ACTION_REDACTION_FAILED,
+            target=redaction.source,
+            reason=message[:1000],
+            changes={"redaction": redaction.pk},
+        )
+    return True
+
+
+def do_recover_stale_redactions(*, now: dt.datetime | None = None) -> list[PiiRedaction]:
+    """Find redactions whose worker died (no heartbeat): queue them again (a
+    redaction restarts from the beginning; its result is content-addressed, so
+    a second run makes the same version), or fail them after ``MAX_ATTEMPTS``."""
+    now = now or timezone.now()
+    stale = PiiRedaction.objects.filter(status=PiiJobStatus.RUNNING, heartbeat_at__lt=now - stale_after())
+    recovered = []
+    for redaction in stale.select_related("source__dataset", "requested_by"):
+        if redaction.attempts >= MAX_ATTEMPTS:
+            _fail_redaction(
+                redaction,
+                f"the worker stopped responding {redaction.attempts} times; redaction abandoned",
+                attempts=redaction.attempts,
+            )
+        else:
+            with transaction.atomic(durable=True):
+                _enqueue_redaction(redaction.pk)
+        redaction.refresh_from_db()
+        recovered.append(redaction)
+    return recovered
 
 
 def run_redaction(redaction: PiiRedaction, *, raise_errors: bool = False) -> PiiRedaction:
@@ -591,17 +704,23 @@ def run_redaction(redaction: PiiRedaction, *, raise_errors: bool = False) -> Pii
     run = lineage_events.start_redaction_run(source=version)
     try:
         redactor = Redactor(config, clean_operators, salt=_dataset_salt(version), skip_types=dismissed)
+        redactor.heartbeat = _redaction_heartbeat(redaction)
         with tempfile.TemporaryFile(prefix="pedigree-redacted-") as spool:
             try:
                 stats = redact_stream(
                     store.iter_chunks(version.storage_key),
                     data_format=version.format,
-                    text_fields=list(version.text_fields),
                     redactor=redactor,
                     out=spool,
                 )
             except BlobNotFound:
                 raise NotFound(f"the bytes of {version} are missing from storage") from None
+            if not stats.changed_anything:
+                kept = f" (kept: {', '.join(sorted(stats.kept_entities))})" if stats.kept_entities else ""
+                raise InvalidInput(
+                    f"nothing to redact: these operators change nothing in {version}{kept}; no version was made",
+                    field="operators",
+                )
             if stats.records_out == 0:
                 raise InvalidInput(
                     f"redacting {version} with these operators drops all {stats.records_in} records", field="operators"
@@ -617,11 +736,18 @@ def run_redaction(redaction: PiiRedaction, *, raise_errors: bool = False) -> Pii
                 max_record_bytes=settings.PEDIGREE_MAX_RECORD_BYTES,
                 declared_format=version.format,
             )
-        removed = sorted(
-            set(latest.found_entity_types) - set(dismissed) - {e for e, spec in clean_operators.items() if spec["type"] == "keep"}
-        )
+        if result.sha256 == version.sha256:
+            raise InvalidInput(f"nothing to redact: the output is identical to {version}; no version was made", field="operators")
+        # What the edge stops: the types actually redacted, never more; the
+        # rescan of the copy narrows it further (``_narrow_redaction_edges``).
+        removed = stats.removed_types
         with transaction.atomic(durable=True):
             lock_for_governed_write()  # the global locks first: see governance.models.audit
+            mine = PiiRedaction.objects.select_for_update().filter(
+                pk=redaction.pk, status=PiiJobStatus.RUNNING, attempts=redaction.attempts
+            )
+            if mine.first() is None:
+                raise RedactionTakenOver()
             Dataset.objects.select_for_update().filter(pk=version.dataset_id).first()
             redacted = DatasetVersion.objects.filter(dataset=version.dataset, sha256=result.sha256).first()
             created = redacted is None
@@ -637,7 +763,7 @@ def run_redaction(redaction: PiiRedaction, *, raise_errors: bool = False) -> Pii
                 redacted.save()
                 lineage.on_dataset_version_changed(redacted, actor=actor)
                 lineage.do_record_redaction(
-                    actor=actor, source=version, redacted=redacted, removed_pii_types=removed or ["*"], run_id=run.run_id
+                    actor=actor, source=version, redacted=redacted, removed_pii_types=removed, run_id=run.run_id
                 )
                 record_audit_event(
                     actor=actor,
@@ -661,6 +787,7 @@ def run_redaction(redaction: PiiRedaction, *, raise_errors: bool = False) -> Pii
                 records_out=stats.records_out,
                 records_dropped=stats.records_dropped,
                 entities_redacted=dict(stats.entities),
+                removed_types=removed,
                 finished_at=timezone.now(),
             )
             record_audit_event(
@@ -674,20 +801,20 @@ def run_redaction(redaction: PiiRedaction, *, raise_errors: bool = False) -> Pii
                     "operators": clean_operators,
                     "records_dropped": stats.records_dropped,
                     "entities_redacted": dict(stats.entities),
+                    "entities_dropped": dict(stats.dropped_entities),
+                    "entities_kept": dict(stats.kept_entities),
+                    "removed_types": removed,
                 },
             )
         run.complete(outputs=[lineage_events.output_version(redacted)])
+    except RedactionTakenOver:
+        run.fail(RuntimeError("taken over by another worker"))
+        redaction.refresh_from_db()
+        return redaction
     except Exception as error:
         run.fail(error)
         message = error.message if isinstance(error, InvalidInput | NotFound) else f"{type(error).__name__}: {error}"
-        with transaction.atomic(durable=True):
-            lock_for_governed_write()  # the global locks first: see governance.models.audit
-            PiiRedaction.objects.filter(pk=redaction.pk).update(
-                status=PiiJobStatus.FAILED, error=message[:4000], finished_at=timezone.now()
-            )
-            record_audit_event(
-                actor=actor, action=ACTION_REDACTION_FAILED, target=version, reason=message[:1000], changes={"redaction": redaction.pk}
-            )
+        _fail_redaction(redaction, message, attempts=redaction.attempts)
         if raise_errors:
             raise
         logger.warning("redaction #%s of %s failed: %s", redaction.pk, version, message)

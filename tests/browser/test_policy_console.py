@@ -6,12 +6,17 @@ import pytest
 
 from serving.models import Consumer
 from tests.browser.test_console import SCREENSHOTS, browser, page  # noqa: F401  (shared fixtures)
+from tests.governance.pii_support import jsonl_bytes, scan_now
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_an_admin_sees_who_may_call_and_what_a_policy_change_would_change(page, live_server, claims_dataset, make_version):  # noqa: F811
-    make_version(claims_dataset, allowed_purposes=["support"], residency_regions=["eu"])
+    version = make_version(
+        claims_dataset, jsonl_bytes("The router keeps disconnecting.", "Reset the camera twice."),
+        allowed_purposes=["support"], residency_regions=["eu"],
+    )
+    scan_now(version)  # clean: a model trained on unscanned data is served to nobody
     Consumer.objects.create(name="web-frontend", purposes=["support"], region="us", commercial=True)
     Consumer.objects.create(name="helpdesk-eu", purposes=["support"], region="eu")
     page.goto(f"{live_server.url}/admin/policies/policydecision/")

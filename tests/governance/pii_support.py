@@ -45,3 +45,23 @@ def scan_now(
     claimed = claim_pii_scan(scan.pk, worker="test")
     assert claimed is not None
     return run_pii_scan(claimed, workers=workers, **run_options)
+
+
+# A record holding a name and a US social security number.
+PERSON_AND_SSN = jsonl_bytes("Maria Garcia's social security number is 536-22-8714.")
+
+
+def scan_and_review(version: DatasetVersion, *, actor: User, keep: set[str]) -> DatasetVersion:
+    """Scan ``version`` with real Presidio, then review it as a steward would:
+    every type found but not in ``keep`` is dismissed, with a reason. Returns
+    the version with its PII facts: exactly ``keep`` (each must be found)."""
+    from governance.pii.services import do_review_pii_entity
+
+    scan = scan_now(version, actor=actor)
+    missing = keep - set(scan.found_entity_types)
+    assert not missing, f"the scan did not find {sorted(missing)} in {version}"
+    for entity in sorted(set(scan.found_entity_types) - keep):
+        do_review_pii_entity(actor=actor, version=version, entity_type=entity, decision="dismissed", reason="not personal data here")
+    version.refresh_from_db()
+    assert sorted(version.pii_types) == sorted(keep)
+    return version

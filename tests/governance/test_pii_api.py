@@ -81,7 +81,7 @@ def test_a_steward_confirms_an_entity_type_over_rest(scanned: PiiScan, alice: Us
         BASE + "reviews/", {"entity_type": "US_SSN", "decision": "confirmed", "reason": "real customers"}, format="json"
     )
     assert response.status_code == 200, response.content
-    assert response.json()["pii_types"] == ["US_SSN"]
+    assert "US_SSN" in response.json()["pii_types"]
 
 
 def test_a_review_without_a_reason_is_a_400(scanned: PiiScan, alice: User, api_client: Clients) -> None:
@@ -141,7 +141,8 @@ def test_confirming_in_the_admin_records_the_decision(scanned: PiiScan, root: Us
     )
     assert response.status_code == 302
     scanned.version.refresh_from_db()
-    assert scanned.version.pii_types == ["EMAIL_ADDRESS"]
+    assert "EMAIL_ADDRESS" in scanned.version.pii_types
+    assert scanned.version.pii_reviews.get(entity_type="EMAIL_ADDRESS").decision == "confirmed"
 
 
 def test_the_scan_command_scans_and_prints_the_report(version: DatasetVersion, alice: User) -> None:

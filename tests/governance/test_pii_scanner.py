@@ -17,9 +17,9 @@ from pedigree.errors import InvalidInput
 from tests.governance.pii_support import jsonl_bytes
 
 
-def scan_jsonl(data: bytes, *, layout: str = "text", text_fields: list[str] | None = None, workers: int = 1, **overrides: object) -> dict:
+def scan_jsonl(data: bytes, *, workers: int = 1, **overrides: object) -> dict:
     config = load_config().with_overrides(**overrides) if overrides else load_config()
-    records = iter_records(iter_bytes(data), data_format="jsonl", layout=layout, text_fields=text_fields or ["text"])
+    records = iter_records(iter_bytes(data), data_format="jsonl")
     return scan_records(records, config, workers=workers)
 
 
@@ -84,13 +84,13 @@ def test_a_record_in_an_unknown_script_is_flagged_and_its_patterns_still_found()
 
 def test_chat_messages_are_reported_per_role() -> None:
     data = (json.dumps({"messages": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "I am at jo@example.com"}]}) + "\n").encode()
-    state = scan_jsonl(data, layout="chat", text_fields=["messages"])
+    state = scan_jsonl(data)
     assert set(state["findings"]) == {"messages.user"}
 
 
 def test_csv_columns_are_reported_per_field() -> None:
     data = b"id,name,ssn,note\n1,Maria Garcia,536-22-8714,water damage\n2,James Smith,421-55-1234,roof\n"
-    records = iter_records(iter_bytes(data), data_format="csv", layout="table", text_fields=["name", "ssn", "note"])
+    records = iter_records(iter_bytes(data), data_format="csv")
     state = scan_records(records, load_config(), workers=1)
     assert state["findings"]["ssn"]["US_SSN"]["records"] == 2
     assert state["findings"]["name"]["PERSON"]["count"] == 2

@@ -81,3 +81,62 @@ def test_a_scan_killed_mid_way_is_resumed_by_another_worker_to_the_full_report(
     assert done.status == PiiScanStatus.COMPLETED and done.totals["records_scanned"] == 1500
     assert done.totals["entities"] == whole.totals["entities"]  # counts, records and position checksums
     assert version.pii_status == PiiStatus.PII_FOUND
+
+
+_REDACT_IN_A_WORKER = """
+import django, sys
+django.setup()
+from governance.pii import services
+redaction = services.claim_redaction(int(sys.argv[1]), worker="doomed")
+assert redaction is not None
+services.run_redaction(redaction)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redaction_killed_mid_way_is_recovered_by_another_worker(
+    claims_dataset: Dataset, make_version: Any, alice: User, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from governance.models.pii import PiiJobStatus, PiiRedaction
+
+    texts = [f"Ticket {i}: write to user{i}@example.com about claim {i}." for i in range(1500)]
+    version: DatasetVersion = make_version(claims_dataset, jsonl_bytes(*texts))
+    scan_now(version, actor=alice)
+    version.refresh_from_db()
+    redaction = services.do_request_redaction(
+        actor=alice, version=version, operators={"DEFAULT": {"type": "replace"}}, enqueue=False
+    )
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "pedigree.test_settings",
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "PEDIGREE_ARTIFACTS": settings.PEDIGREE_ARTIFACTS,
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _REDACT_IN_A_WORKER, str(redaction.pk)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            row = PiiRedaction.objects.get(pk=redaction.pk)
+            if row.status == PiiJobStatus.RUNNING and row.heartbeat_at and row.started_at and row.heartbeat_at > row.started_at:
+                break  # it is redacting (a heartbeat after the claim)
+            assert worker.poll() is None, "the redaction finished before it could be killed"
+            time.sleep(0.2)
+        worker.send_signal(signal.SIGKILL)
+    finally:
+        worker.wait(timeout=30)
+
+    killed = PiiRedaction.objects.get(pk=redaction.pk)
+    assert killed.status == PiiJobStatus.RUNNING and killed.worker == "doomed" and killed.result is None
+    assert not DatasetVersion.objects.filter(derived_from=version).exists()
+
+    settings.PEDIGREE_PII_SCAN_STALE_SECONDS = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        [recovered] = services.do_recover_stale_redactions()
+    assert recovered.pk == redaction.pk
+    done = PiiRedaction.objects.get(pk=redaction.pk)
+    assert done.status == PiiJobStatus.COMPLETED and done.attempts == 2 and done.result is not None
+    assert done.records_out == 1500 and "EMAIL_ADDRESS" in done.removed_types

@@ -65,7 +65,22 @@ def test_a_scan_records_presidio_and_model_versions_and_the_config_digest(scanne
 def test_a_version_with_findings_becomes_pii_found(scanned: PiiScan) -> None:
     version = DatasetVersion.objects.get(pk=scanned.version_id)
     assert version.pii_status == PiiStatus.PII_FOUND
-    assert version.pii_types == []  # only confirmed types are the fact
+
+
+def test_found_types_are_the_versions_pii_fact_without_waiting_for_a_review(scanned: PiiScan) -> None:
+    version = DatasetVersion.objects.get(pk=scanned.version_id)
+    assert {"EMAIL_ADDRESS", "US_SSN", "CREDIT_CARD"} <= set(version.pii_types)
+    assert version.pii_types == sorted(scanned.found_entity_types)
+
+
+def test_a_stewards_dismissal_with_a_reason_removes_a_found_type_from_the_fact(scanned: PiiScan, alice: User) -> None:
+    version = scanned.version
+    services.do_review_pii_entity(
+        actor=alice, version=version, entity_type="DATE_TIME", decision=PiiReviewDecision.DISMISSED, reason="dates of claims, not of people"
+    )
+    version.refresh_from_db()
+    assert "DATE_TIME" not in version.pii_types and "US_SSN" in version.pii_types
+    assert version.pii_reviews.get(entity_type="DATE_TIME").reason == "dates of claims, not of people"
 
 
 def test_a_version_without_findings_becomes_clean(claims_dataset: Dataset, make_version: MakeVersion) -> None:
@@ -94,15 +109,13 @@ def test_a_second_scan_with_the_same_configuration_while_one_is_queued_is_refuse
         services.do_request_pii_scan(actor=alice, version=pii_version, enqueue=False)
 
 
-def test_confirming_an_entity_type_makes_it_the_versions_pii_fact(scanned: PiiScan, alice: User) -> None:
+def test_confirming_an_entity_type_keeps_it_in_the_versions_pii_fact(scanned: PiiScan, alice: User) -> None:
     version = scanned.version
-    before = DatasetVersion.objects.get(pk=version.pk).facts_version
     services.do_review_pii_entity(
         actor=alice, version=version, entity_type="US_SSN", decision=PiiReviewDecision.CONFIRMED, reason="real SSNs"
     )
     version.refresh_from_db()
-    assert version.pii_types == ["US_SSN"]
-    assert version.facts_version > before
+    assert "US_SSN" in version.pii_types
 
 
 def test_reviewing_every_found_type_makes_the_version_reviewed(scanned: PiiScan, alice: User) -> None:
@@ -120,7 +133,7 @@ def test_dismissing_a_confirmed_type_removes_it_from_the_fact(scanned: PiiScan, 
     services.do_review_pii_entity(actor=alice, version=version, entity_type="US_SSN", decision="confirmed", reason="a")
     services.do_review_pii_entity(actor=alice, version=version, entity_type="US_SSN", decision="dismissed", reason="test data")
     version.refresh_from_db()
-    assert version.pii_types == []
+    assert "US_SSN" not in version.pii_types and "EMAIL_ADDRESS" in version.pii_types
 
 
 def test_a_review_is_recorded_in_the_audit_log_with_its_reason(scanned: PiiScan, alice: User) -> None:
@@ -129,7 +142,8 @@ def test_a_review_is_recorded_in_the_audit_log_with_its_reason(scanned: PiiScan,
     )
     event = AuditEvent.objects.filter(action=services.ACTION_ENTITY_CONFIRMED).get()
     assert event.reason == "customer emails"
-    assert event.changes["pii_types"] == [[], ["EMAIL_ADDRESS"]]
+    found = sorted(scanned.found_entity_types)
+    assert event.changes["pii_types"] == [found, found]
 
 
 def test_a_review_needs_a_reason(scanned: PiiScan, alice: User) -> None:
@@ -200,7 +214,7 @@ def test_a_scan_that_errors_fails_cleanly_and_never_reports_clean(
     version.refresh_from_db()
     assert scan.status == PiiScanStatus.FAILED
     assert "missing from storage" in scan.error
-    assert version.pii_status == PiiStatus.UNSCANNED
+    assert version.pii_status == PiiStatus.SCAN_FAILED
 
 
 class _WorkerKilled(BaseException):
@@ -243,7 +257,7 @@ def test_a_scan_whose_worker_keeps_dying_is_failed(
     [failed] = services.do_recover_stale_pii_scans()
     pii_version.refresh_from_db()
     assert failed.status == PiiScanStatus.FAILED and "stopped responding" in failed.error
-    assert pii_version.pii_status == PiiStatus.UNSCANNED
+    assert pii_version.pii_status == PiiStatus.SCAN_FAILED
 
 
 def test_a_new_version_is_scanned_automatically(

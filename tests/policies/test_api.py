@@ -9,6 +9,7 @@ import pytest
 
 from policies import services
 from serving.models import Consumer
+from tests.governance.pii_support import PERSON_AND_SSN, scan_and_review
 
 pytestmark = pytest.mark.django_db
 
@@ -16,12 +17,10 @@ API = "/api/v1/policies/"
 
 
 @pytest.fixture
-def claims_v1(claims_dataset: Any, make_version: Any) -> Any:
-    """claims-2024 v1: PERSON and US_SSN, fraud prevention only, US only."""
-    version = make_version(claims_dataset, allowed_purposes=["fraud_prevention"], residency_regions=["us"])
-    version.pii_types = ["PERSON", "US_SSN"]
-    version.save(update_fields=["pii_types"])
-    return version
+def claims_v1(claims_dataset: Any, make_version: Any, alice: Any) -> Any:
+    """claims-2024 v1: PERSON and US_SSN (scanned and reviewed), fraud prevention only, US only."""
+    version = make_version(claims_dataset, PERSON_AND_SSN, allowed_purposes=["fraud_prevention"], residency_regions=["us"])
+    return scan_and_review(version, actor=alice, keep={"PERSON", "US_SSN"})
 
 
 @pytest.mark.parametrize(

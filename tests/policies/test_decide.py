@@ -134,7 +134,8 @@ def test_a_dataset_versions_facts_come_from_its_own_fields(alice: Any, claims_da
 def test_a_hypothetical_endpoint_names_the_data_it_would_be_trained_on(web_frontend: Consumer, alice: Any, claims_dataset: Any, make_version: Any) -> None:
     version = make_version(claims_dataset, allowed_purposes=["support"], residency_regions=["us"])
     version.pii_types = ["US_SSN"]
-    version.save(update_fields=["pii_types"])
+    version.facts_version += 1  # as the PII review does: the lineage reads the new facts
+    version.save(update_fields=["pii_types", "facts_version"])
     decision = services.decide(web_frontend, "endpoint.invoke", hypothetical_endpoint(version))
     assert decision.reason.startswith(
         "denied: a model trained on claims-2024 v1 holds US_SSN; consumer web-frontend is not cleared for it"

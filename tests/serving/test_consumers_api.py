@@ -22,6 +22,7 @@ from policies import services as policies
 from policies.models import PolicyDecision
 from serving.models import Consumer
 from tests.governance.lineage_factories import deployed, endpoint_node, model_node, trained_on
+from tests.governance.pii_support import jsonl_bytes, scan_now
 
 pytestmark = pytest.mark.django_db
 
@@ -299,7 +300,11 @@ def test_the_audit_chain_verifies_after_a_consumer_lifecycle(api_client: Clients
 @pytest.fixture
 def eu_support_endpoint(claims_dataset: Any, make_version: Any) -> Any:
     """An endpoint serving a model trained on data allowed for support, in the EU only."""
-    version = make_version(claims_dataset, allowed_purposes=["support", "research"], residency_regions=["eu"])
+    version = make_version(
+        claims_dataset, jsonl_bytes("The router keeps disconnecting.", "Reset the camera twice."),
+        allowed_purposes=["support", "research"], residency_regions=["eu"],
+    )
+    scan_now(version)  # clean
     model = trained_on(model_node("helpdesk-bot v1"), graph.node_for_dataset_version(version))
     return deployed(endpoint_node("helpdesk-bot"), model)
 

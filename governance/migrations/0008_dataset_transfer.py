@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('governance', '0006_lineage_console_proxies'),
+        ('governance', '0007_pii_scan_state_and_redaction_recovery'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -14,11 +14,33 @@ from django.http import (
     HttpResponseServerError,
     JsonResponse,
 )
-from rest_framework import status
+from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from pedigree.errors import PedigreeError
+from pedigree.roles import is_admin, reads_everything
+
+
+class IsPlatformAdmin(permissions.BasePermission):
+    """Admins only: superusers and the ``admins`` group (``is_staff`` alone is a
+    console login, not admin; see ``pedigree.roles``)."""
+
+    message = "only admins may do this (superusers and members of the admins group)"
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return is_admin(request.user)
+
+
+class AdminsOrAuditorsReading(permissions.BasePermission):
+    """Reads for admins and auditors, writes for admins only."""
+
+    message = "only admins and auditors may read this, and only admins may change it"
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return reads_everything(request.user)
+        return is_admin(request.user)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -177,8 +177,10 @@ AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
 # Where datasets may be registered from by URI without uploading. A local path
 # outside these folders is refused, so a user cannot make the server read
 # arbitrary files. S3 URIs are allowed for the buckets listed (or any, with "*").
-PEDIGREE_IMPORT_ROOTS = env_list("PEDIGREE_IMPORT_ROOTS", [str(VAR_DIR / "imports")])
-PEDIGREE_IMPORT_BUCKETS = env_list("PEDIGREE_IMPORT_BUCKETS", ["*"])
+# Both default to none (registration by URI is off until an admin names its
+# sources); the artifact store itself is never a source.
+PEDIGREE_IMPORT_ROOTS = env_list("PEDIGREE_IMPORT_ROOTS", [])
+PEDIGREE_IMPORT_BUCKETS = env_list("PEDIGREE_IMPORT_BUCKETS", [])
 
 # --- Ingest limits --------------------------------------------------------------
 PEDIGREE_MAX_UPLOAD_BYTES = env_int("PEDIGREE_MAX_UPLOAD_BYTES", 20 * 1024**3)

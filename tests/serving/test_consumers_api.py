@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -142,8 +142,10 @@ def test_the_owner_defaults_to_the_admin_who_creates_it(api_client: Clients, roo
     assert response.json()["groups"] == [] and response.json()["commercial"] is False
 
 
-def test_a_staff_member_is_an_admin_here(api_client: Clients) -> None:
+def test_a_console_login_alone_is_not_an_admin_here_but_the_admins_group_is(api_client: Clients) -> None:
     staff = User.objects.create_user("sam", password="pw-sam", is_staff=True)
+    assert api_client(staff).post(URL, NEW_CONSUMER, format="json").status_code == 403
+    staff.groups.add(Group.objects.get_or_create(name="admins")[0])
     assert api_client(staff).post(URL, NEW_CONSUMER, format="json").status_code == 201
 
 

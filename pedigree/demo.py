@@ -8,7 +8,6 @@ through the same services as the API, so the demo shows the real behaviour
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import random

@@ -224,6 +224,10 @@ if not 0 <= PEDIGREE_DECISION_LOG_SAMPLE_RATE <= 1:
     raise ImproperlyConfigured("PEDIGREE_DECISION_LOG_SAMPLE_RATE must lie between 0 and 1")
 
 # --- Auth, API ----------------------------------------------------------------
+# Roles (pedigree/roles.py): admins (superusers or the "admins" group) hold every
+# console permission, auditors (the "auditors" group) every view permission.
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "pedigree.roles.RoleBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

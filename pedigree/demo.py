@@ -22,7 +22,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from governance.models import Dataset, DatasetVersion
+from governance.models import AuditEvent, Dataset, DatasetVersion
 from governance.models.pii import ACTIVE_SCAN_STATUSES, PiiEntityReview, PiiScan, PiiScanTrigger
 from governance.pii.services import (
     claim_pii_scan,
@@ -160,15 +160,22 @@ DEMO_CONSUMERS = [
 
 
 def seed_consumers(admin: User, people: dict[str, User]) -> list[str]:
-    """Create the demo consumers once (idempotent), through the service (audited); returns their names."""
+    """Create the demo consumers once, through the service (audited); returns their names.
+
+    A demo consumer that exists, or that an admin deleted since (the audit log
+    says so), is left alone: running the seed again undoes nobody's change.
+    """
+    from serving.choices import ServingAuditAction
     from serving.models import Consumer
     from serving.services import do_create_consumer
 
     for name, description, owner, groups, clearances, purposes, region, commercial in DEMO_CONSUMERS:
-        if not Consumer.objects.filter(name=name).exists():
+        deleted = AuditEvent.objects.filter(action=ServingAuditAction.CONSUMER_DELETED, target_label=name).exists()
+        if not deleted and not Consumer.objects.filter(name=name).exists():
             do_create_consumer(
                 actor=admin, name=name, description=description, owner=people.get(owner, admin), groups=groups,
                 pii_clearances=clearances, purposes=purposes, region=region, commercial=commercial,
+                reason="demo data seeded by make run",
             )
     return [consumer[0] for consumer in DEMO_CONSUMERS]
 
@@ -231,6 +238,18 @@ def scan_demo_version(version: DatasetVersion) -> PiiScan | None:
     if claimed is None:
         return None
     return run_pii_scan(claimed)
+
+
+def scan_and_review_demo_version(version: DatasetVersion, steward: User, say: Callable[[str], object]) -> None:
+    """Scan a demo version (unless done) and seed its steward's reviews (those not made yet)."""
+    scan = scan_demo_version(version)
+    if scan is None:
+        say("    PII scan: running on a worker; run seed_demo again afterwards to seed the reviews\n")
+        return
+    say(f"    PII scan #{scan.pk}: {scan.status}, found {', '.join(scan.found_entity_types) or 'nothing'}\n")
+    if version.dataset.steward_id != steward.pk:
+        return  # its steward was changed since: the reviews are theirs to make
+    seed_pii_reviews(version, steward, say)
 
 
 def seed_pii_reviews(version: DatasetVersion, steward: User, say: Callable[[str], object]) -> None:
@@ -301,9 +320,19 @@ def seed(stdout: io.TextIOBase | None = None) -> None:
                          allowed_purposes=["research"], consent_basis="consent", residency_regions=["eu", "us"])),
     ]
     for name, group_name, steward_name, title, domain, data, filename, governance in specs:
-        group = Group.objects.get(name=group_name)
+        group = Group.objects.get_or_create(name=group_name)[0]
         steward = people[steward_name]
         dataset = Dataset.objects.filter(name=name).first()
+        existing = dataset.versions.order_by("number").first() if dataset is not None else None
+        if existing is not None:
+            # Seeded before: its owners, steward, licence or status may have been
+            # changed since, on purpose. Ingesting again would act as a steward who
+            # may no longer own it, or clash with the new licence: leave it alone.
+            say(f"  {existing}: {existing.record_count} records (present)\n")
+            # One seeded before its scan finished (or before scanning existed) is
+            # scanned now; reviews are seeded only while the demo steward is its steward.
+            scan_and_review_demo_version(existing, steward, say)
+            continue
         if dataset is None:
             dataset = do_create_dataset(
                 actor=admin, name=name, owner_group=group, steward=steward, title=title, domain=domain,
@@ -312,14 +341,8 @@ def seed(stdout: io.TextIOBase | None = None) -> None:
         outcome = do_ingest_dataset_version(
             actor=steward, dataset=dataset, source=io.BytesIO(data), filename=filename, governance=governance
         )
-        state = "added" if outcome.created else "present"
-        say(f"  {outcome.version}: {outcome.version.record_count} records ({state})\n")
-        scan = scan_demo_version(outcome.version)
-        if scan is None:
-            say("    PII scan: running on a worker; run seed_demo again afterwards to seed the reviews\n")
-            continue
-        say(f"    PII scan #{scan.pk}: {scan.status}, found {', '.join(scan.found_entity_types) or 'nothing'}\n")
-        seed_pii_reviews(outcome.version, steward, say)
+        say(f"  {outcome.version}: {outcome.version.record_count} records (added)\n")
+        scan_and_review_demo_version(outcome.version, steward, say)
     from governance.lineage.demo import seed_lineage  # models and endpoints on the demo data
 
     seed_lineage(say)

@@ -22,6 +22,7 @@ from django.utils import timezone
 from governance.choices import PII_SCAN_INCOMPLETE, VersionStatus
 from governance.models import DatasetVersion
 from pedigree.errors import InvalidInput, NotFound
+from pedigree.roles import is_admin
 from policies.engine import PrincipalFacts, ResourceFacts
 from serving.models import Consumer
 
@@ -53,7 +54,7 @@ def facts_for_user(user: AbstractBaseUser | AnonymousUser) -> PrincipalFacts:
         id=username,
         label=f"user {username}",
         groups=groups,
-        is_admin=bool(getattr(user, "is_superuser", False) or getattr(user, "is_staff", False)),
+        is_admin=is_admin(user),  # is_staff alone (a console login) is not admin
     )
 
 

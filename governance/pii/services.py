@@ -30,7 +30,7 @@ from django.utils import timezone
 from governance.choices import PiiStatus
 from governance.lineage import services as lineage
 from governance.models import DatasetVersion
-from governance.models.audit import record_audit_event
+from governance.models.audit import lock_for_governed_write, record_audit_event
 from governance.models.pii import (
     ACTIVE_SCAN_STATUSES,
     PiiEntityReview,
@@ -140,6 +140,7 @@ def refresh_version_pii(version: DatasetVersion, *, actor: Actor | None = None, 
     """Store the derived PII facts on the version; bump ``facts_version`` and
     refresh lineage when they changed. Runs in the caller's transaction."""
     with transaction.atomic():
+        lock_for_governed_write()  # before the version row: see governance.models.audit
         locked = DatasetVersion.objects.select_for_update().get(pk=version.pk)
         status, types = derive_pii_facts(locked)
         if locked.pii_status == status and list(locked.pii_types) == types:
@@ -189,6 +190,7 @@ def do_request_pii_scan(
     ensure_may_change(actor, version, "scan the versions")
     config = config or load_config()
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         DatasetVersion.objects.select_for_update().filter(pk=version.pk).first()
         active = PiiScan.objects.filter(version=version).filter(status__in=ACTIVE_SCAN_STATUSES, config_digest=config.digest).first()
         if active is not None:
@@ -325,6 +327,7 @@ def _finish_completed(scan: PiiScan, state: dict[str, Any]) -> PiiScan:
     summary = summarize(state)
     found = sorted(summary["entities"])
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         locked = PiiScan.objects.select_for_update().get(pk=scan.pk)
         if locked.status != PiiScanStatus.RUNNING or locked.attempts != scan.attempts:
             return locked  # cancelled meanwhile, or taken over by another worker
@@ -387,6 +390,7 @@ def _narrow_redaction_edges(version: DatasetVersion, found: list[str]) -> None:
 
 def _finish_failed(scan: PiiScan, message: str) -> PiiScan:
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         locked = PiiScan.objects.select_for_update().get(pk=scan.pk)
         if locked.status not in ACTIVE_SCAN_STATUSES:
             return locked
@@ -403,6 +407,7 @@ def _finish_failed(scan: PiiScan, message: str) -> PiiScan:
 
 def _finish_cancelled(scan: PiiScan, actor: Actor | None = None) -> PiiScan:
     with transaction.atomic(durable=not transaction.get_connection().in_atomic_block):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         locked = PiiScan.objects.select_for_update().get(pk=scan.pk)
         if locked.status not in ACTIVE_SCAN_STATUSES:
             return locked
@@ -429,6 +434,7 @@ def do_cancel_pii_scan(*, actor: Actor, scan: PiiScan) -> PiiScan:
     if scan.status == PiiScanStatus.QUEUED:
         return _finish_cancelled(scan, actor)
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         PiiScan.objects.filter(pk=scan.pk).update(cancel_requested=True)
         record_audit_event(actor=actor, action=ACTION_SCAN_CANCEL_REQUESTED, target=scan.version, changes={"scan": scan.pk})
     scan.refresh_from_db()
@@ -480,6 +486,7 @@ def do_review_pii_entity(
         raise InvalidInput(f"no completed scan of {version} found {entity_type}: nothing to dismiss", field="entity_type")
     latest = latest_completed_scan(version)
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         previous = PiiEntityReview.objects.select_for_update().filter(version=version, entity_type=entity_type).first()
         before = list(DatasetVersion.objects.get(pk=version.pk).pii_types)
         review, _ = PiiEntityReview.objects.update_or_create(
@@ -554,6 +561,7 @@ def do_request_redaction(
             pii_status=version.pii_status,
         )
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         redaction = PiiRedaction.objects.create(
             source=version,
             operators=clean_operators,
@@ -628,6 +636,7 @@ def _fail_redaction(redaction: PiiRedaction, message: str, *, attempts: int | No
     """Mark a redaction failed (if it is still this run's); True when it was."""
     actor = redaction.requested_by
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         row = PiiRedaction.objects.filter(pk=redaction.pk, status__in=(PiiJobStatus.QUEUED, PiiJobStatus.RUNNING))
         if attempts is not None:
             row = row.filter(attempts=attempts)
@@ -733,6 +742,7 @@ def run_redaction(redaction: PiiRedaction, *, raise_errors: bool = False) -> Pii
         # rescan of the copy narrows it further (``_narrow_redaction_edges``).
         removed = stats.removed_types
         with transaction.atomic(durable=True):
+            lock_for_governed_write()  # the global locks first: see governance.models.audit
             mine = PiiRedaction.objects.select_for_update().filter(
                 pk=redaction.pk, status=PiiJobStatus.RUNNING, attempts=redaction.attempts
             )

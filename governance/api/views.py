@@ -274,7 +274,6 @@ class DatasetTransferViewSet(viewsets.GenericViewSet):
     """
 
     serializer_class = s.DatasetTransferSerializer
-    pagination_class = None
 
     def get_dataset(self) -> Dataset:
         return get_object_or_404(Dataset.objects.restrict(self.request.user, "view"), name=self.kwargs["dataset_name"])
@@ -296,10 +295,10 @@ class DatasetTransferViewSet(viewsets.GenericViewSet):
             raise NotFound(f"dataset {self.kwargs['dataset_name']} has no transfer {self.kwargs['pk']}", field="transfer")
         return transfer
 
-    @extend_schema(responses=s.DatasetTransferSerializer(many=True))
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """The dataset's transfer requests, newest first."""
-        return Response(s.DatasetTransferSerializer(self.visible_transfers(self.get_dataset()), many=True).data)
+        """The dataset's transfer requests, newest first (paginated like every list)."""
+        page = self.paginate_queryset(self.visible_transfers(self.get_dataset()).order_by("-pk"))
+        return self.get_paginated_response(s.DatasetTransferSerializer(page, many=True).data)
 
     @extend_schema(request=s.DatasetTransferRequestSerializer, responses={201: s.DatasetTransferSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -324,9 +323,9 @@ class DatasetTransferViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def accept(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Accept the transfer (the receiving side): the dataset changes hands now."""
-        transfer = self.get_transfer()
-        body = s.OptionalReasonSerializer(data=request.data)
+        body = s.OptionalReasonSerializer(data=request.data)  # a bad body is a 400 before any lookup
         body.is_valid(raise_exception=True)
+        transfer = self.get_transfer()
         services.do_accept_dataset_transfer(actor=request.user, transfer=transfer, reason=body.validated_data["reason"])
         return Response(s.DatasetTransferSerializer(self.get_transfer()).data)
 
@@ -334,9 +333,9 @@ class DatasetTransferViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"])
     def decline(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Decline (the receiving side) or cancel (the requesting side) a pending transfer."""
-        transfer = self.get_transfer()
-        body = s.ReasonSerializer(data=request.data)
+        body = s.ReasonSerializer(data=request.data)  # a bad body is a 400 before any lookup
         body.is_valid(raise_exception=True)
+        transfer = self.get_transfer()
         services.do_decline_dataset_transfer(actor=request.user, transfer=transfer, reason=body.validated_data["reason"])
         return Response(s.DatasetTransferSerializer(self.get_transfer()).data)
 

@@ -436,7 +436,7 @@ def test_the_policy_api_is_for_admins_and_auditors_reading_not_for_a_console_log
 def test_an_auditor_reads_every_consumer_and_changes_none(api_client: Any, audrey: User, root: User) -> None:
     from serving.services import do_create_consumer
 
-    do_create_consumer(actor=root, name="claims-fraud-us", region="us")
+    do_create_consumer(actor=root, name="claims-fraud-us", region="us", reason="fraud model for the US team")
     assert [c["name"] for c in api_client(audrey).get("/api/v1/consumers/").json()["results"]] == ["claims-fraud-us"]
     response = api_client(audrey).patch("/api/v1/consumers/claims-fraud-us/", {"region": "eu", "reason": "r"}, format="json")
     assert response.status_code == 403
@@ -469,7 +469,7 @@ def test_transfers_are_seen_by_the_dataset_team_and_the_receiving_side_only(
     transfer = do_request_dataset_transfer(
         actor=alice, dataset=claims_dataset, owner_group=support_team, steward=mallory, reason="claims line moves to support"
     )
-    assert [t["id"] for t in api_client(alice).get(url).json()] == [transfer.pk]
-    assert [t["id"] for t in api_client(mallory).get(url).json()] == [transfer.pk]  # the receiving side
-    assert api_client(dana).get(url).json() == []
+    assert [t["id"] for t in api_client(alice).get(url).json()["results"]] == [transfer.pk]
+    assert [t["id"] for t in api_client(mallory).get(url).json()["results"]] == [transfer.pk]  # the receiving side
+    assert api_client(dana).get(url).json()["results"] == []
     assert api_client(dana).get(f"{url}{transfer.pk}/").status_code == 404

@@ -21,6 +21,7 @@ from governance.lineage import graph
 from governance.lineage import services as lineage
 from governance.lineage.explain import effective_facts
 from governance.lineage.impact import impact_report
+from governance.lineage.status import node_status_now
 from governance.lineage.svg import render_lineage_svg
 from governance.models.lineage import (
     AssetKind,
@@ -60,8 +61,11 @@ class SVGRenderer(_TextRenderer):
 
 class LineageNodeSerializer(serializers.ModelSerializer):
     own_status = serializers.CharField(read_only=True, help_text="active, revoked or expired")
-    effective_status = serializers.CharField(read_only=True, help_text="active, quarantined, revoked or expired")
+    effective_status = serializers.SerializerMethodField(help_text="active, quarantined, revoked or expired, now")
     summary = serializers.SerializerMethodField()
+
+    def get_effective_status(self, node: LineageNode) -> str:
+        return node_status_now(node)
 
     class Meta:
         model = LineageNode

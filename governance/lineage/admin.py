@@ -33,6 +33,7 @@ from django.utils.safestring import SafeString, mark_safe
 from governance.admin_access import NodeScopedAdminMixin
 from governance.lineage import graph
 from governance.lineage.services import do_grant_quarantine_exception
+from governance.lineage.status import node_status_now
 from governance.lineage.svg import lineage_panel_html, node_url, status_colours
 from governance.models import (
     DatasetVersion,
@@ -83,12 +84,17 @@ class ExceptionForm(forms.Form):
 class LineageNodeAdmin(NodeScopedAdminMixin, ReadOnlyModelAdmin):
     """Every asset in the lineage graph, with its picture and explained facts."""
 
-    list_display = ["label", "kind", "effective_status", "own_status", "facts_version", "updated_at"]
+    list_display = ["label", "kind", "status", "own_status", "facts_version", "updated_at"]
     list_filter = ["kind", "effective_status", "own_status"]
     search_fields = ["label", "reference"]
-    fields = ["kind", "reference", "label", "own_status", "effective_status", "facts_version", "updated_at", "lineage"]
-    readonly_fields = ["kind", "reference", "label", "own_status", "effective_status", "facts_version", "updated_at", "lineage"]
+    fields = ["kind", "reference", "label", "own_status", "status", "facts_version", "updated_at", "lineage"]
+    readonly_fields = ["kind", "reference", "label", "own_status", "status", "facts_version", "updated_at", "lineage"]
     change_form_template = "admin/governance/lineage/node_change_form.html"
+
+    @admin.display(description="effective status", ordering="effective_status")
+    def status(self, node: LineageNode) -> str:
+        """The status now: an expiry or a lapsed exception shows at its instant."""
+        return status_badge(node)
 
     @admin.display(description="lineage")
     def lineage(self, node: LineageNode) -> SafeString:
@@ -163,11 +169,12 @@ def node_link(node: LineageNode) -> str:
 
 def status_badge(node: LineageNode) -> str:
     """The node's effective status in the picture's colours."""
-    stroke, fill = status_colours(node.effective_status, node.kind)
+    current = node_status_now(node)
+    stroke, fill = status_colours(current, node.kind)
     return format_html(
         '<span class="pedigree-status status-{}" style="color:{};background:{};border:1px solid {};'
         'border-radius:3px;padding:0 .35em;white-space:nowrap">{}</span>',
-        node.effective_status, stroke, fill, stroke, node.effective_status,
+        current, stroke, fill, stroke, current,
     )
 
 

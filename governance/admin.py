@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as ConsolePermissionDenied
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -20,6 +21,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from governance import services
+from governance.admin_access import AuditorsAndAdminsOnlyMixin, DatasetScopedAdminMixin
 from governance.choices import ConsentBasis, Purpose, Region
 from governance.licences import all_licences
 from governance.lineage.admin import (
@@ -30,6 +32,7 @@ from governance.models import AuditEvent, Dataset, DatasetVersion
 from governance.pii import admin as pii_admin  # noqa: F401  (registers the PII scan pages)
 from pedigree.admin import ReadOnlyModelAdmin, ServiceBackedModelAdmin
 from pedigree.errors import PedigreeError
+from pedigree.roles import is_admin
 
 
 def _filesize(size: int) -> str:
@@ -76,6 +79,12 @@ class DatasetVersionInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True  # shown only on a dataset page the user may already see (DatasetAdmin scopes it)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[DatasetVersion]:
         return with_lineage_status(super().get_queryset(request))
 
@@ -92,14 +101,68 @@ class DatasetVersionInline(admin.TabularInline):
         return version.sha256[:12] + "…"
 
 
+class DatasetAdminForm(forms.ModelForm):
+    """The dataset form, with the reason an ownership change needs."""
+
+    reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why: required to change the owner group or steward (admins), recorded in the audit log.",
+    )
+
+    actor: Any = None  # set per request by DatasetAdmin.get_form
+
+    class Meta:
+        model = Dataset
+        fields = ["name", "title", "description", "owner_group", "steward", "domain", "labels"]
+
+    def clean(self) -> dict[str, Any]:
+        """Ask the services' questions before saving, so a refusal is a form
+        error naming the field (never a 500 from inside the save)."""
+        data: dict[str, Any] = super().clean() or {}
+        try:
+            if self.instance.pk is None:
+                if data.get("owner_group") is not None:
+                    services.check_may_create_dataset(self.actor, data["owner_group"])
+            else:
+                changed = sorted({"owner_group", "steward"} & set(self.changed_data))
+                if changed:
+                    services.check_ownership_change(
+                        actor=self.actor, dataset=self.instance, changed=changed,
+                        owner_group=data.get("owner_group") or self.instance.owner_group,
+                        steward=data.get("steward") or self.instance.steward, reason=data.get("reason", ""),
+                    )
+        except PedigreeError as error:
+            field = error.details.get("field")
+            self.add_error(field if field in self.fields else None, error.message)
+        return data
+
+
 @admin.register(Dataset)
-class DatasetAdmin(ServiceBackedModelAdmin):
+class DatasetAdmin(DatasetScopedAdminMixin, ServiceBackedModelAdmin):
+    """Datasets: each user sees those whose details they may see; owner group
+    and steward are changed here by admins only (with a reason); others
+    request a transfer through the API."""
+
+    form = DatasetAdminForm
+    dataset_lookup = ""
     list_display = ["name", "title", "owner_group", "steward", "domain", "versions_count", "updated_at"]
     list_filter = ["owner_group", "domain", "versions__licence", "versions__status"]
     search_fields = ["name", "title", "description", "domain"]
     readonly_fields = ["created_by", "created_at", "updated_at"]
-    fields = ["name", "title", "description", "owner_group", "steward", "domain", "labels", "created_by", "created_at", "updated_at"]
+    fields = [
+        "name", "title", "description", "owner_group", "steward", "domain", "labels", "reason",
+        "created_by", "created_at", "updated_at",
+    ]
     inlines = [DatasetVersionInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return is_admin(request.user) or Dataset.objects.restrict(request.user, "change").exists()  # type: ignore[arg-type]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return bool(obj.may(request.user, "change"))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Dataset]:
         return (
@@ -112,8 +175,17 @@ class DatasetAdmin(ServiceBackedModelAdmin):
     def versions_count(self, dataset: Any) -> int:
         return dataset._versions
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = request.user  # type: ignore[attr-defined]  # DatasetAdminForm.actor
+        return form
+
     def get_readonly_fields(self, request: HttpRequest, obj: Dataset | None = None) -> list[str]:
-        return [*self.readonly_fields, "name"] if obj else list(self.readonly_fields)
+        if obj is None:
+            return list(self.readonly_fields)
+        if is_admin(request.user):
+            return [*self.readonly_fields, "name"]
+        return [*self.readonly_fields, "name", "owner_group", "steward"]
 
     def save_model(self, request: HttpRequest, obj: Dataset, form: forms.ModelForm, change: bool) -> None:
         """Create and change through the services, so the audit log records it."""
@@ -133,7 +205,9 @@ class DatasetAdmin(ServiceBackedModelAdmin):
         original = Dataset.objects.get(pk=obj.pk)
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in services.DATASET_EDITABLE_FIELDS}
         # The form has already set the new values on obj; the service diffs from the stored row.
-        services.do_update_dataset(actor=request.user, dataset=original, changes=changes)
+        services.do_update_dataset(
+            actor=request.user, dataset=original, changes=changes, reason=form.cleaned_data.get("reason", "")
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -194,7 +268,7 @@ class RevokeForm(forms.Form):
 
 
 @admin.register(DatasetVersion)
-class DatasetVersionAdmin(ReadOnlyModelAdmin):
+class DatasetVersionAdmin(DatasetScopedAdminMixin, ReadOnlyModelAdmin):
     list_display = ["__str__", "effective_status", "licence", "record_count", "size", "format", "layout", "pii_status", "created_at"]
     list_filter = ["status", "licence", "format", "layout", "pii_status", "consent_basis", "dataset__owner_group"]
     search_fields = ["dataset__name", "sha256", "original_filename", "copyright_holder", "notes"]
@@ -292,8 +366,15 @@ class DatasetVersionAdmin(ReadOnlyModelAdmin):
     def _change_url(self, version: DatasetVersion) -> str:
         return reverse("admin:governance_datasetversion_change", args=[version.pk])
 
+    def _changeable_version(self, request: HttpRequest, pk: int) -> DatasetVersion:
+        """The version, if the user may see it (else 404) and change it (else 403)."""
+        version = get_object_or_404(self.get_queryset(request).select_related("dataset"), pk=pk)
+        if not version.dataset.may(request.user, "change"):  # type: ignore[arg-type]
+            raise ConsolePermissionDenied(f"{request.user} may not change {version}")
+        return version
+
     def governance_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        version = get_object_or_404(DatasetVersion.objects.select_related("dataset"), pk=pk)
+        version = self._changeable_version(request, pk)
         if request.method == "POST":
             form = GovernanceForm(request.POST)
             if form.is_valid():
@@ -327,7 +408,7 @@ class DatasetVersionAdmin(ReadOnlyModelAdmin):
         return self._render(request, version, form, f"Change governance metadata of {version}")
 
     def revoke_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        version = get_object_or_404(DatasetVersion.objects.select_related("dataset"), pk=pk)
+        version = self._changeable_version(request, pk)
         form = RevokeForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -341,7 +422,7 @@ class DatasetVersionAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyModelAdmin):
+class AuditEventAdmin(AuditorsAndAdminsOnlyMixin, ReadOnlyModelAdmin):
     list_display = ["sequence", "created_at", "actor_label", "action", "target_label", "reason"]
     list_filter = ["action", "target_type"]
     search_fields = ["target_label", "actor_label", "reason", "hash"]

@@ -81,8 +81,21 @@ class Region(models.TextChoices):
 class AuditAction(models.TextChoices):
     DATASET_CREATED = "dataset.created"
     DATASET_UPDATED = "dataset.updated"
+    DATASET_OWNERSHIP_CHANGED = "dataset.ownership_changed"
+    TRANSFER_REQUESTED = "dataset.transfer_requested"
+    TRANSFER_DECLINED = "dataset.transfer_declined"
+    TRANSFER_CANCELLED = "dataset.transfer_cancelled"
     VERSION_CREATED = "dataset_version.created"
     VERSION_GOVERNANCE_UPDATED = "dataset_version.governance_updated"
     VERSION_REVOKED = "dataset_version.revoked"
     VERSION_EXPIRED = "dataset_version.expired"
     VERSION_DOWNLOADED = "dataset_version.downloaded"
+
+
+class TransferStatus(models.TextChoices):
+    """Where a request to hand a dataset to another team (or steward) stands."""
+
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    CANCELLED = "cancelled", "Cancelled"

@@ -7,6 +7,7 @@ from django.db.models import QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
+from governance.access import detail_dataset_ids
 from governance.choices import DataFormat, PiiStatus, VersionStatus
 from governance.models import Dataset, DatasetVersion
 from governance.pii.selectors import versions_with_pii_type
@@ -61,7 +62,9 @@ class DatasetVersionFilterSet(django_filters.FilterSet):
     format = django_filters.ChoiceFilter(choices=DataFormat.choices)
     pii_status = django_filters.ChoiceFilter(choices=PiiStatus.choices)
     owner = django_filters.CharFilter(field_name="dataset__owner_group__name", lookup_expr="iexact")
-    sha256 = django_filters.CharFilter(lookup_expr="iexact")
+    sha256 = django_filters.CharFilter(
+        method="filter_sha256", help_text="versions with this digest, among those whose details you may see"
+    )
     pii_type = django_filters.CharFilter(method="filter_pii_type", help_text="versions holding this PII type")
 
     class Meta:
@@ -70,3 +73,11 @@ class DatasetVersionFilterSet(django_filters.FilterSet):
 
     def filter_pii_type(self, queryset: QuerySet[DatasetVersion], name: str, value: str) -> QuerySet[DatasetVersion]:
         return queryset.filter(pk__in=versions_with_pii_type(value).values("pk"))
+
+    def filter_sha256(self, queryset: QuerySet[DatasetVersion], name: str, value: str) -> QuerySet[DatasetVersion]:
+        # A digest is a detail: searching by it must not confirm that another
+        # team holds a file (governance.access).
+        queryset = queryset.filter(sha256__iexact=value)
+        user = getattr(self.request, "user", None)
+        allowed = detail_dataset_ids(user) if user is not None else set()
+        return queryset if allowed is None else queryset.filter(dataset_id__in=allowed)

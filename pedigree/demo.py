@@ -12,6 +12,7 @@ import io
 import json
 import random
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +22,11 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from governance.models import Dataset
-from governance.models.pii import PiiScan, PiiScanTrigger
-from governance.pii.scans import do_request_pii_scan
+from governance.models import AuditEvent, Dataset, DatasetVersion
+from governance.models.pii import ACTIVE_SCAN_STATUSES, PiiEntityReview, PiiScan, PiiScanTrigger
+from governance.pii.reviews import do_review_pii_entity
+from governance.pii.scans import claim_pii_scan, do_request_pii_scan, run_pii_scan
+from governance.pii.versions import latest_completed_scan
 from governance.services import GovernanceInput, do_create_dataset, do_ingest_dataset_version
 
 FIRST_NAMES = ["Maria", "James", "Aisha", "Chen", "Lukas", "Sofia", "Omar", "Emma", "Ravi", "Hannah"]
@@ -153,17 +156,118 @@ DEMO_CONSUMERS = [
 
 
 def seed_consumers(admin: User, people: dict[str, User]) -> list[str]:
-    """Create the demo consumers once (idempotent), through the service (audited); returns their names."""
+    """Create the demo consumers once, through the service (audited); returns their names.
+
+    A demo consumer that exists, or that an admin deleted since (the audit log
+    says so), is left alone: running the seed again undoes nobody's change.
+    """
+    from serving.choices import ServingAuditAction
     from serving.models import Consumer
     from serving.services import do_create_consumer
 
     for name, description, owner, groups, clearances, purposes, region, commercial in DEMO_CONSUMERS:
-        if not Consumer.objects.filter(name=name).exists():
+        deleted = AuditEvent.objects.filter(action=ServingAuditAction.CONSUMER_DELETED, target_label=name).exists()
+        if not deleted and not Consumer.objects.filter(name=name).exists():
             do_create_consumer(
                 actor=admin, name=name, description=description, owner=people.get(owner, admin), groups=groups,
                 pii_clearances=clearances, purposes=purposes, region=region, commercial=commercial,
+                reason="demo data seeded by make run",
             )
     return [consumer[0] for consumer in DEMO_CONSUMERS]
+
+
+# The stewards' reviews of what the scanner finds in the demo data: the types
+# that are really there are confirmed, the scanner's false positives dismissed,
+# each with its reason (reviews go through the review service, audited, as the
+# dataset's steward). One finding is deliberately left unreviewed: the scanner
+# reads some of the US phone numbers in support-chats as UK NHS numbers, and
+# until carol dismisses UK_NHS, no consumer (not even helpdesk-eu, cleared for
+# names, e-mails and phones) may call the support assistant trained on it. The
+# README's "Try the fail-closed rules" walks through that review;
+# tests/test_demo.py pins what the README claims.
+DEMO_PII_REVIEWS: dict[str, list[tuple[str, str, str]]] = {
+    "support-chats": [
+        ("PERSON", "confirmed", "customers give their names in the chats"),
+        ("EMAIL_ADDRESS", "confirmed", "customers give their e-mail addresses in the chats"),
+        ("PHONE_NUMBER", "confirmed", "customers give their phone numbers in the chats"),
+        ("DATE_TIME", "dismissed", "durations in the agents' answers ('ten seconds') and ticket numbers; no dates about customers"),
+        ("URL", "dismissed", "the domains of the customers' e-mail addresses, already counted as EMAIL_ADDRESS; no web addresses"),
+        # UK_NHS: left for the walk-through (see above).
+    ],
+    "claims-2024": [
+        ("PERSON", "confirmed", "claimants' names in customer_name and the descriptions"),
+        ("US_SSN", "confirmed", "claimants' social security numbers in the ssn column"),
+        ("DATE_TIME", "dismissed", "claim amounts and ids read as dates; the claims hold no dates"),
+        ("LOCATION", "dismissed", "the city of the loss only, never an address: claims-team does not treat it as identifying"),
+        ("NRP", "dismissed", "a claim id read as a nationality or group; the claims record none"),
+        ("PHONE_NUMBER", "dismissed", "social security numbers and amounts read as phone numbers; the claims hold no phone numbers"),
+    ],
+    "public-qa": [
+        ("PERSON", "dismissed", "historical figures in general-knowledge answers (Charles Darwin) and question numbers; nobody's personal data"),
+        ("LOCATION", "dismissed", "planets in general-knowledge answers and question numbers; nobody's whereabouts"),
+    ],
+    "wiki-snippets": [
+        ("DATE_TIME", "dismissed", "encyclopedia subjects and snippet numbers read as dates; no dates about people"),
+        ("LOCATION", "dismissed", "historical subjects (The Roman Empire); nobody's whereabouts"),
+    ],
+    "product-reviews": [
+        ("DATE_TIME", "dismissed", "setup durations in the review texts ('12 minutes'); no dates about reviewers"),
+    ],
+}
+
+
+def scan_demo_version(version: DatasetVersion) -> PiiScan | None:
+    """Scan a demo version here and now (real Presidio), unless a completed scan exists.
+
+    The demo data is small, so ``seed_demo`` scans it in its own process, so that
+    the demo starts with complete scans and seeded reviews (an unscanned version
+    denies training and serving: see policies/pii_scan.cedar). The scan queued
+    automatically when the version was created is the one claimed and run, so a
+    worker started later finds it done. Returns None when a worker is running it.
+    """
+    active = PiiScan.objects.filter(version=version, status__in=ACTIVE_SCAN_STATUSES).exists()
+    latest = latest_completed_scan(version)
+    if latest is not None and not active:
+        return latest
+    scan = do_request_pii_scan(actor=None, version=version, trigger=PiiScanTrigger.AUTOMATIC, enqueue=False)
+    claimed = claim_pii_scan(scan.pk, worker="seed_demo")
+    if claimed is None:
+        return None
+    return run_pii_scan(claimed)
+
+
+def scan_and_review_demo_version(version: DatasetVersion, steward: User, say: Callable[[str], object]) -> None:
+    """Scan a demo version (unless done) and seed its steward's reviews (those not made yet)."""
+    scan = scan_demo_version(version)
+    if scan is None:
+        say("    PII scan: running on a worker; run seed_demo again afterwards to seed the reviews\n")
+        return
+    say(f"    PII scan #{scan.pk}: {scan.status}, found {', '.join(scan.found_entity_types) or 'nothing'}\n")
+    if version.dataset.steward_id != steward.pk:
+        return  # its steward was changed since: the reviews are theirs to make
+    seed_pii_reviews(version, steward, say)
+
+
+def seed_pii_reviews(version: DatasetVersion, steward: User, say: Callable[[str], object]) -> None:
+    """Review the demo version's findings as its steward would, once (idempotent).
+
+    Only types the version's latest completed scan found are reviewed, and a
+    type already reviewed is left as it is (a steward may have changed it).
+    """
+    scan = latest_completed_scan(version)
+    found = set(scan.found_entity_types) if scan is not None else set()
+    reviewed = set(PiiEntityReview.objects.filter(version=version).values_list("entity_type", flat=True))
+    done = []
+    for entity_type, decision, reason in DEMO_PII_REVIEWS.get(version.dataset.name, []):
+        if entity_type in found and entity_type not in reviewed:
+            do_review_pii_entity(actor=steward, version=version, entity_type=entity_type, decision=decision, reason=reason)
+            done.append(f"{entity_type} {decision}")
+    if done:
+        say(f"    reviewed by {steward.username}: {', '.join(done)}\n")
+    version.refresh_from_db()
+    unreviewed = sorted(found - set(PiiEntityReview.objects.filter(version=version).values_list("entity_type", flat=True)))
+    if unreviewed:
+        say(f"    not reviewed yet: {', '.join(unreviewed)} (counts as PII until a steward dismisses it)\n")
 
 
 def seed(stdout: io.TextIOBase | None = None) -> None:
@@ -212,9 +316,19 @@ def seed(stdout: io.TextIOBase | None = None) -> None:
                          allowed_purposes=["research"], consent_basis="consent", residency_regions=["eu", "us"])),
     ]
     for name, group_name, steward_name, title, domain, data, filename, governance in specs:
-        group = Group.objects.get(name=group_name)
+        group = Group.objects.get_or_create(name=group_name)[0]
         steward = people[steward_name]
         dataset = Dataset.objects.filter(name=name).first()
+        existing = dataset.versions.order_by("number").first() if dataset is not None else None
+        if existing is not None:
+            # Seeded before: its owners, steward, licence or status may have been
+            # changed since, on purpose. Ingesting again would act as a steward who
+            # may no longer own it, or clash with the new licence: leave it alone.
+            say(f"  {existing}: {existing.record_count} records (present)\n")
+            # One seeded before its scan finished (or before scanning existed) is
+            # scanned now; reviews are seeded only while the demo steward is its steward.
+            scan_and_review_demo_version(existing, steward, say)
+            continue
         if dataset is None:
             dataset = do_create_dataset(
                 actor=admin, name=name, owner_group=group, steward=steward, title=title, domain=domain,
@@ -223,12 +337,8 @@ def seed(stdout: io.TextIOBase | None = None) -> None:
         outcome = do_ingest_dataset_version(
             actor=steward, dataset=dataset, source=io.BytesIO(data), filename=filename, governance=governance
         )
-        state = "added" if outcome.created else "present"
-        say(f"  {outcome.version}: {outcome.version.record_count} records ({state})\n")
-        # New versions are queued for a PII scan as they commit; one seeded before
-        # scanning existed is queued here, so the demo shows every report.
-        if not outcome.created and not PiiScan.objects.filter(version=outcome.version).exists():
-            do_request_pii_scan(actor=None, version=outcome.version, trigger=PiiScanTrigger.AUTOMATIC)
+        say(f"  {outcome.version}: {outcome.version.record_count} records (added)\n")
+        scan_and_review_demo_version(outcome.version, steward, say)
     from governance.lineage.demo import seed_lineage  # models and endpoints on the demo data
 
     seed_lineage(say)

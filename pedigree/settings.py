@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from pedigree.files import create_private_dir, create_private_file
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PEDIGREE_VAR", BASE_DIR / "var"))
 
@@ -62,7 +64,8 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. Production settings (DEBUG off) refuse to start with a "
-            "default secret key: set SECRET_KEY to a long random string, or DEBUG=1 for development."
+            "default secret key: set SECRET_KEY to a long random string, or DEBUG=1 for development. "
+            "(`make run` writes one to var/secret_key, which manage.py reads when SECRET_KEY is unset.)"
         )
     SECRET_KEY = _DEFAULT_SECRET_KEY
 elif SECRET_KEY == _DEFAULT_SECRET_KEY and not DEBUG:
@@ -83,6 +86,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here: /api/docs/ works offline
     "pedigree",
     "governance",
     "policies",
@@ -134,8 +138,10 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
         "transaction_mode": "IMMEDIATE",
     }
-    if _database["NAME"] not in ("", ":memory:"):
-        Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    if _database["NAME"] not in ("", ":memory:") and not str(_database["NAME"]).startswith("file:"):
+        # The database holds every token and audit row: only this user may read it.
+        # SQLite gives its -wal and -shm files the database file's permissions.
+        create_private_file(Path(_database["NAME"]))
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -146,8 +152,8 @@ _CELERY_QUEUE_DIR = VAR_DIR / "celery" / "queue"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _CELERY_QUEUE_DIR.mkdir(parents=True, exist_ok=True)
-    (VAR_DIR / "celery" / "processed").mkdir(parents=True, exist_ok=True)
+    create_private_dir(_CELERY_QUEUE_DIR)
+    create_private_dir(VAR_DIR / "celery" / "processed")
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_CELERY_QUEUE_DIR),
         "data_folder_out": str(_CELERY_QUEUE_DIR),
@@ -171,8 +177,10 @@ AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
 # Where datasets may be registered from by URI without uploading. A local path
 # outside these folders is refused, so a user cannot make the server read
 # arbitrary files. S3 URIs are allowed for the buckets listed (or any, with "*").
-PEDIGREE_IMPORT_ROOTS = env_list("PEDIGREE_IMPORT_ROOTS", [str(VAR_DIR / "imports")])
-PEDIGREE_IMPORT_BUCKETS = env_list("PEDIGREE_IMPORT_BUCKETS", ["*"])
+# Both default to none (registration by URI is off until an admin names its
+# sources); the artifact store itself is never a source.
+PEDIGREE_IMPORT_ROOTS = env_list("PEDIGREE_IMPORT_ROOTS", [])
+PEDIGREE_IMPORT_BUCKETS = env_list("PEDIGREE_IMPORT_BUCKETS", [])
 
 # --- Ingest limits --------------------------------------------------------------
 PEDIGREE_MAX_UPLOAD_BYTES = env_int("PEDIGREE_MAX_UPLOAD_BYTES", 20 * 1024**3)
@@ -216,6 +224,10 @@ if not 0 <= PEDIGREE_DECISION_LOG_SAMPLE_RATE <= 1:
     raise ImproperlyConfigured("PEDIGREE_DECISION_LOG_SAMPLE_RATE must lie between 0 and 1")
 
 # --- Auth, API ----------------------------------------------------------------
+# Roles (pedigree/roles.py): admins (superusers or the "admins" group) hold every
+# console permission, auditors (the "auditors" group) every view permission.
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "pedigree.roles.RoleBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -235,7 +247,14 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # JSON nested past pedigree.parsers.MAX_JSON_DEPTH is a 400, never a RecursionError (500).
+    "DEFAULT_PARSER_CLASSES": [
+        "pedigree.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # ?limit= is capped at 1,000 and a malformed ?limit= or ?offset= is a 400.
+    "DEFAULT_PAGINATION_CLASS": "pedigree.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "pedigree.api.exception_handler",
@@ -248,6 +267,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and Redoc from drf-spectacular-sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LANGUAGE_CODE = "en-us"

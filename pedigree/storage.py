@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlparse
 
+from pedigree.files import create_private_dir
+
 _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]*$")
 _S3_MIN_PART = 8 * 1024 * 1024
 
@@ -182,7 +184,7 @@ class LocalArtifactStore(ArtifactStore):
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        create_private_dir(self.root)  # 0700: blobs are customer data
 
     def path_for(self, key: str) -> Path:
         path = (self.root / validate_key(key)).resolve()

@@ -1,4 +1,4 @@
-"""Root URLs: admin console, management API, schema and docs, health."""
+"""Root URLs: admin console, management API, schema and docs, health; plain 404 and 500 answers."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -23,3 +23,6 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]
+
+handler404 = "pedigree.api.page_not_found"
+handler500 = "pedigree.api.server_error"

@@ -27,6 +27,7 @@ from governance.lineage.status import EXPIRED, expiry_instant
 from governance.models import DatasetVersion
 from governance.models.lineage import LineageNode
 from pedigree.errors import InvalidInput, NotFound
+from pedigree.roles import is_admin
 from policies.principals import principal_kind_of
 from policies.requests import PrincipalFacts, ResourceFacts
 
@@ -58,7 +59,7 @@ def facts_for_user(user: AbstractBaseUser | AnonymousUser) -> PrincipalFacts:
         id=username,
         label=f"user {username}",
         groups=groups,
-        is_admin=bool(getattr(user, "is_superuser", False) or getattr(user, "is_staff", False)),
+        is_admin=is_admin(user),  # is_staff alone (a console login) is not admin
     )
 
 

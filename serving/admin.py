@@ -19,9 +19,23 @@ from serving import services
 from serving.models import Consumer
 
 
+class ConsumerAdminForm(forms.ModelForm):
+    """The consumer's fields and the reason for the change (recorded in the audit log)."""
+
+    reason = forms.CharField(
+        max_length=500, help_text="Why: recorded in the audit log with the change (e.g. a ticket number)."
+    )
+
+    class Meta:
+        model = Consumer
+        fields = ["name", "description", "owner", "groups", "pii_clearances", "purposes", "region", "commercial"]
+
+
 @admin.register(Consumer)
 class ConsumerAdmin(ServiceBackedModelAdmin):
     """Consumers: the principals that call model endpoints."""
+
+    form = ConsumerAdminForm
 
     list_display = ["name", "region", "commercial", "purposes", "pii_clearances", "groups", "owner", "simulate"]
     list_filter = ["region", "commercial"]
@@ -51,16 +65,23 @@ class ConsumerAdmin(ServiceBackedModelAdmin):
                 purposes=obj.purposes,
                 region=obj.region,
                 commercial=obj.commercial,
+                reason=form.cleaned_data["reason"],
             )
             obj.pk, obj.facts_version = created.pk, created.facts_version
             return
         # The form has already set the new values on obj; the service diffs from the stored row.
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in services.CONSUMER_EDITABLE_FIELDS}
-        services.do_update_consumer(actor=request.user, consumer=obj, changes=changes)
+        services.do_update_consumer(actor=request.user, consumer=obj, changes=changes, reason=form.cleaned_data["reason"])
 
+    # Django's delete confirmation page has no field for a reason: the console's
+    # deletions are recorded as such, by whom; the API takes ?reason=.
     def delete_model(self, request: HttpRequest, obj: Consumer) -> None:
-        services.do_delete_consumer(actor=request.user, consumer=obj)
+        services.do_delete_consumer(actor=request.user, consumer=obj, reason=_console_deletion(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Consumer]) -> None:
         for consumer in queryset:
-            services.do_delete_consumer(actor=request.user, consumer=consumer)
+            services.do_delete_consumer(actor=request.user, consumer=consumer, reason=_console_deletion(request))
+
+
+def _console_deletion(request: HttpRequest) -> str:
+    return f"deleted in the admin console by {request.user.get_username()}"

@@ -9,12 +9,15 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from governance.choices import Purpose, Region
+from governance.pii.entity_types import describe_unknown, unknown_entity_types
+from pedigree import roles
 from pedigree.types import Actor
 
 
 def is_admin(user: Actor | None) -> bool:
-    """Platform admins manage consumers (staff or superusers)."""
-    return user is not None and user.is_authenticated and bool(user.is_staff or user.is_superuser)
+    """Platform admins manage consumers (superusers and the ``admins`` group;
+    ``is_staff`` alone is a console login, not admin: see ``pedigree.roles``)."""
+    return roles.is_admin(user)
 
 
 class ConsumerQuerySet(models.QuerySet["Consumer"]):
@@ -23,7 +26,7 @@ class ConsumerQuerySet(models.QuerySet["Consumer"]):
     def restrict(self, user: Actor, action: str = "view") -> ConsumerQuerySet:
         """Consumers on which ``user`` may perform ``action``.
 
-        - ``view``: admins see every consumer; anyone else only the consumers
+        - ``view``: admins and auditors see every consumer; anyone else only the consumers
           they own (an application team reads its own settings and what the
           policies let it call).
         - ``change`` and ``delete``: admins only. A consumer's clearances and
@@ -31,8 +34,8 @@ class ConsumerQuerySet(models.QuerySet["Consumer"]):
         """
         if not user.is_authenticated:
             return self.none()
-        if is_admin(user):
-            return self.all()
+        if is_admin(user) or (action == "view" and roles.reads_everything(user)):
+            return self.all()  # auditors read every consumer, change none
         if action == "view":
             return self.filter(owner=user)  # type: ignore[misc]  # authenticated: a User
         if action in {"change", "delete"}:
@@ -79,7 +82,11 @@ class Consumer(models.Model):
         return self.name
 
     def clean(self) -> None:
-        """Lists of non-empty strings; purposes from the catalog's vocabulary."""
+        """Lists of non-empty strings; purposes from the catalog's vocabulary; clearances the scanner's entity types.
+
+        A clearance the scanner never reports ("person", "BOGUS") would match no
+        fact: it must be refused, not stored as if it meant something.
+        """
         errors: dict[str, str] = {}
         for name in ("groups", "pii_clearances", "purposes"):
             value = getattr(self, name)
@@ -89,6 +96,10 @@ class Consumer(models.Model):
             unknown = sorted(set(self.purposes) - set(Purpose.values))
             if unknown:
                 errors["purposes"] = f"unknown purpose {unknown[0]!r}: use {', '.join(Purpose.values)}"
+        if "pii_clearances" not in errors:
+            unknown_types = unknown_entity_types(self.pii_clearances)
+            if unknown_types:
+                errors["pii_clearances"] = describe_unknown(unknown_types)
         if errors:
             raise ValidationError(errors)
 

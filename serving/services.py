@@ -40,6 +40,18 @@ def ensure_may_manage_consumers(actor: Actor | None, verb: str, name: str) -> No
         )
 
 
+def _require_reason(reason: str, verb: str, name: str) -> str:
+    """The reason recorded in the audit log: every change to a consumer needs one."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(
+            f"a reason is required to {verb} consumer {name}: it is recorded in the audit log "
+            "(e.g. a ticket, or why the clearance is needed)",
+            field="reason",
+        )
+    return reason
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, User):
         return value.get_username()
@@ -71,8 +83,9 @@ def do_create_consumer(
     commercial: bool = False,
     reason: str = "",
 ) -> Consumer:
-    """Register an application or service that will call endpoints (admins only)."""
+    """Register an application or service that will call endpoints (admins only, with a reason)."""
     ensure_may_manage_consumers(actor, "create", name)
+    reason = _require_reason(reason, "create", name)
     consumer = Consumer(
         name=name,
         description=description,
@@ -102,13 +115,14 @@ def do_create_consumer(
 
 
 def do_update_consumer(*, actor: Actor, consumer: Consumer, changes: Mapping[str, Any], reason: str = "") -> Consumer:
-    """Change a consumer's description, owner or facts (admins only).
+    """Change a consumer's description, owner or facts (admins only, with a reason).
 
     The stored row is read under a lock and diffed, so concurrent changes
     neither overwrite each other nor share a ``facts_version``. Nothing that
     does not change is written, bumped or recorded.
     """
     ensure_may_manage_consumers(actor, "change", consumer.name)
+    reason = _require_reason(reason, "change", consumer.name)
     unknown = sorted(set(changes) - set(CONSUMER_EDITABLE_FIELDS))
     if unknown:
         hint = " (a consumer's name never changes: create a new consumer)" if "name" in unknown else ""
@@ -133,8 +147,9 @@ def do_update_consumer(*, actor: Actor, consumer: Consumer, changes: Mapping[str
 
 
 def do_delete_consumer(*, actor: Actor, consumer: Consumer, reason: str = "") -> None:
-    """Remove a consumer (admins only); the audit log keeps what it was."""
+    """Remove a consumer (admins only, with a reason); the audit log keeps what it was."""
     ensure_may_manage_consumers(actor, "delete", consumer.name)
+    reason = _require_reason(reason, "delete", consumer.name)
     with transaction.atomic(durable=True):
         record_audit_event(
             actor=actor,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,19 +63,44 @@ def test_nothing_is_visible_before_commit_and_abort_leaves_nothing(store):
     assert listing(store) == [] and uploads_in_progress(store) == 0
 
 
-def test_a_large_blob_is_written_in_parts_with_bounded_memory(store):
-    chunk = bytes(range(256)) * 4096  # 1 MiB
+# Python allocations (tracemalloc) a store may hold while streaming: local
+# writes and reads hold about one chunk; S3 holds one part (8 MiB) being
+# filled plus the copy sent and the client's buffers.
+STREAMING_MEMORY_LIMIT = {"local": 4 * 1024 * 1024, "s3": 32 * 1024 * 1024}
+
+
+def _chunks(count: int) -> Iterator[bytes]:
+    """``count`` distinct 1 MiB chunks, made one at a time (never all held)."""
+    for index in range(count):
+        yield index.to_bytes(4, "big") * (256 * 1024)
+
+
+def test_a_large_blob_is_written_and_read_in_parts_with_bounded_memory(store):
+    count = 64  # MiB: well above either limit, so a store that buffers the blob fails
+    limit = STREAMING_MEMORY_LIMIT["local" if isinstance(store, LocalArtifactStore) else "s3"]
     digest = hashlib.sha256()
-    writer = store.open_writer()
-    for _ in range(20):
-        writer.write(chunk)
-        digest.update(chunk)
-    writer.commit(content_key(digest.hexdigest()))
-    read = hashlib.sha256()
-    for part in store.iter_chunks(content_key(digest.hexdigest())):
-        read.update(part)
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        writer = store.open_writer()
+        for chunk in _chunks(count):
+            writer.write(chunk)
+            digest.update(chunk)
+        writer.commit(content_key(digest.hexdigest()))
+        write_peak = tracemalloc.get_traced_memory()[1] - baseline
+        tracemalloc.reset_peak()
+        baseline = tracemalloc.get_traced_memory()[0]
+        read = hashlib.sha256()
+        for part in store.iter_chunks(content_key(digest.hexdigest())):
+            read.update(part)
+        del part
+        read_peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
     assert read.hexdigest() == digest.hexdigest()
-    assert store.size(content_key(digest.hexdigest())) == 20 * len(chunk)
+    assert store.size(content_key(digest.hexdigest())) == count * 1024 * 1024
+    assert write_peak < limit, f"writing {count} MiB held {write_peak / 2**20:.1f} MiB (limit {limit / 2**20:.0f})"
+    assert read_peak < limit, f"reading {count} MiB held {read_peak / 2**20:.1f} MiB (limit {limit / 2**20:.0f})"
 
 
 def test_committing_to_an_existing_content_key_keeps_one_copy(store):

@@ -16,10 +16,12 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from governance.access import ensure_node_visible, visible_node_ids
 from governance.lineage import graph
 from governance.lineage import services as lineage
 from governance.lineage.explain import effective_facts
 from governance.lineage.impact import impact_report
+from governance.lineage.status import node_status_now
 from governance.lineage.svg import render_lineage_svg
 from governance.models.lineage import (
     AssetKind,
@@ -59,8 +61,11 @@ class SVGRenderer(_TextRenderer):
 
 class LineageNodeSerializer(serializers.ModelSerializer):
     own_status = serializers.CharField(read_only=True, help_text="active, revoked or expired")
-    effective_status = serializers.CharField(read_only=True, help_text="active, quarantined, revoked or expired")
+    effective_status = serializers.SerializerMethodField(help_text="active, quarantined, revoked or expired, now")
     summary = serializers.SerializerMethodField()
+
+    def get_effective_status(self, node: LineageNode) -> str:
+        return node_status_now(node)
 
     class Meta:
         model = LineageNode
@@ -142,17 +147,24 @@ class LineageIndexView(APIView):
 class LineageNodeViewSet(viewsets.ReadOnlyModelViewSet):
     """Assets in the lineage graph. Filter with ?kind=, ?reference=, ?status=.
 
-    Any signed-in user may read lineage (as the catalog); revoking needs the
-    dataset's change permission, exceptions need an admin.
+    Lineage facts are not catalog metadata: a dataset version's node is for
+    those who see the version's details (its team, steward, auditors, admins),
+    any other node for the teams among its effective owners
+    (``governance.access``). Walks list only the assets the user may see.
+    Revoking needs the dataset's change permission, exceptions need an admin.
     """
 
     serializer_class = LineageNodeSerializer
     filterset_class = None
+    lookup_value_regex = r"[0-9]+"  # /nodes/abc/... is a 404, not int("abc") failing in _node
     search_fields = ["label", "reference"]
     ordering_fields = ["id", "label", "kind", "updated_at"]
 
     def get_queryset(self) -> QuerySet[LineageNode]:
         queryset = LineageNode.objects.all().order_by("id")
+        visible = visible_node_ids(self.request.user)
+        if visible is not None:
+            queryset = queryset.filter(pk__in=visible)
         params = self.request.query_params
         if params.get("kind"):
             queryset = queryset.filter(kind=params["kind"])
@@ -163,12 +175,20 @@ class LineageNodeViewSet(viewsets.ReadOnlyModelViewSet):
         return queryset
 
     def _node(self) -> LineageNode:
-        return graph.get_node(int(self.kwargs["pk"]))
+        node = graph.get_node(int(self.kwargs["pk"]))
+        ensure_node_visible(self.request.user, node)
+        return node
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(LineageNodeSerializer(self._node()).data)
 
     def _walk(self, request: Request, direction: str) -> Response:
         node = self._node()
         walker = graph.upstream if direction == "up" else graph.downstream
         reached = walker(node, max_depth=_depth(request), relations=_relations(request))
+        visible = visible_node_ids(request.user)
+        if visible is not None:
+            reached = [r for r in reached if r.node_id in visible]
         found = LineageNode.objects.in_bulk([r.node_id for r in reached])
         return Response(
             {
@@ -258,9 +278,14 @@ class QuarantineExceptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixi
 
     serializer_class = QuarantineExceptionSerializer
     filterset_class = None
+    lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self) -> QuerySet[QuarantineException]:
-        return QuarantineException.objects.select_related("node", "cause", "granted_by", "withdrawn_by").order_by("-granted_at")
+        queryset = QuarantineException.objects.select_related("node", "cause", "granted_by", "withdrawn_by")
+        visible = visible_node_ids(self.request.user)
+        if visible is not None:
+            queryset = queryset.filter(node__in=visible)
+        return queryset.order_by("-granted_at")
 
     @extend_schema(request=LineageReasonSerializer, responses=QuarantineExceptionSerializer)
     @action(detail=True, methods=["post"])
@@ -268,7 +293,7 @@ class QuarantineExceptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixi
         """End the exception now; the asset is quarantined again if its cause still holds."""
         serializer = LineageReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        exception = QuarantineException.objects.filter(pk=int(pk or 0)).first()
+        exception = self.get_queryset().filter(pk=int(pk or 0)).first()
         if exception is None:
             raise NotFound(f"quarantine exception {pk} does not exist", field="exception")
         exception = lineage.do_withdraw_quarantine_exception(

@@ -13,6 +13,7 @@ from governance.models.pii import (
     PiiReviewDecision,
     PiiScan,
 )
+from governance.pii.entity_types import describe_unknown, unknown_entity_types
 
 
 class PiiFindingSerializer(serializers.ModelSerializer):
@@ -114,9 +115,15 @@ class PiiScanRequestSerializer(serializers.Serializer):
 
 
 class PiiReviewRequestSerializer(serializers.Serializer):
-    entity_type = serializers.CharField(max_length=64)
+    entity_type = serializers.CharField(max_length=64, help_text="An entity type the scanner reports, e.g. US_SSN.")
     decision = serializers.ChoiceField(choices=PiiReviewDecision.choices)
     reason = serializers.CharField()
+
+    def validate_entity_type(self, value: str) -> str:
+        """Only a type the scanner knows: a review of "person" or "BOGUS" would review nothing."""
+        if unknown_entity_types([value]):
+            raise serializers.ValidationError(describe_unknown([value]))
+        return value
 
 
 class PiiEntityReviewSerializer(serializers.ModelSerializer):

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.access import ensure_details_visible
 from governance.api import pii_serializers as s
 from governance.models import Dataset, DatasetVersion
 from governance.models.pii import PiiEntityReview, PiiFinding, PiiRedaction, PiiScan, PiiScanStatus
@@ -22,12 +23,18 @@ from governance.pii.scans import do_cancel_pii_scan, do_request_pii_scan, scan_c
 
 
 def _version(request: Request, dataset_name: str, number: int) -> DatasetVersion:
+    """The version, if ``request.user`` may see its PII details (scans, reports with
+    masked samples, reviews, redactions): the owning team, the steward, auditors
+    and admins (``governance.access``). Others get a 403 naming who may."""
     datasets = Dataset.objects.restrict(request.user, "view")
-    return get_object_or_404(
-        DatasetVersion.objects.select_related("dataset__owner_group").filter(dataset__in=datasets),
+    version = get_object_or_404(
+        DatasetVersion.objects.select_related("dataset__owner_group", "dataset__steward").filter(dataset__in=datasets),
         dataset__name=dataset_name,
         number=number,
     )
+    if request.method in ("GET", "HEAD", "OPTIONS"):  # writes: the services refuse outsiders themselves
+        ensure_details_visible(request.user, version.dataset, "PII scans and reports")
+    return version
 
 
 def _scans(version: DatasetVersion) -> QuerySet[PiiScan]:

@@ -9,10 +9,11 @@ from django.contrib.auth.models import Group
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from governance.access import detail_dataset_ids
 from governance.choices import ConsentBasis, DataFormat
 from governance.licences import get_licence
 from governance.lineage.status import dataset_version_status
-from governance.models import AuditEvent, Dataset, DatasetVersion
+from governance.models import AuditEvent, Dataset, DatasetTransfer, DatasetVersion
 from governance.models.lineage import LineageStatus
 from governance.services import PERMISSION_NAMES, GovernanceInput
 
@@ -146,6 +147,42 @@ class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
+class OptionalReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class DatasetTransferRequestSerializer(serializers.Serializer):
+    """Hand a dataset to another team (and a steward from it), or to another steward."""
+
+    owner_group = serializers.SlugRelatedField(
+        slug_field="name", queryset=Group.objects.all(), required=False,
+        help_text="The receiving team (default: the current one, for a change of steward only).",
+    )
+    steward = serializers.SlugRelatedField(
+        slug_field="username", queryset=get_user_model().objects.all(),
+        help_text="The new steward: a member of the receiving team.",
+    )
+    reason = serializers.CharField()
+
+
+class DatasetTransferSerializer(serializers.ModelSerializer):
+    dataset: serializers.Field = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    from_group: serializers.Field = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    to_group: serializers.Field = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    from_steward: serializers.Field = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    to_steward: serializers.Field = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by: serializers.Field = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by: serializers.Field = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = DatasetTransfer
+        fields = [
+            "id", "dataset", "from_group", "to_group", "from_steward", "to_steward", "reason", "status",
+            "requested_by", "requested_at", "decided_by", "decided_at", "decision_reason",
+        ]
+        read_only_fields = fields
+
+
 class DatasetVersionSerializer(serializers.ModelSerializer):
     dataset: serializers.Field = serializers.SlugRelatedField(slug_field="name", read_only=True)
     created_by: serializers.Field = serializers.SlugRelatedField(slug_field="username", read_only=True)
@@ -198,6 +235,33 @@ class DatasetVersionSerializer(serializers.ModelSerializer):
             "links",
         ]
         read_only_fields = fields
+
+    # Not catalog metadata: only the owning team, the steward, auditors and
+    # admins see these (governance.access explains why).
+    DETAIL_FIELDS = (
+        "sha256", "storage_uri", "source_uri", "original_filename", "status_reason", "status_changed_by",
+        "notes", "created_by",
+    )
+    DETAIL_LINKS = ("download", "history", "governance", "revoke")
+
+    def _details_visible(self, version: DatasetVersion) -> bool:
+        request = self.context.get("request")
+        if request is None:
+            return False  # no user to check: show the catalog entry only (fail closed)
+        context: dict[str, Any] = self.context  # type: ignore[assignment]  # the root's dict, shared by a list's items
+        if "_detail_dataset_ids" not in context:
+            context["_detail_dataset_ids"] = detail_dataset_ids(request.user)
+        allowed = context["_detail_dataset_ids"]
+        return allowed is None or version.dataset_id in allowed
+
+    def to_representation(self, instance: DatasetVersion) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        if not self._details_visible(instance):
+            for name in self.DETAIL_FIELDS:
+                data.pop(name, None)
+            data["links"] = {key: value for key, value in data["links"].items() if key not in self.DETAIL_LINKS}
+            data["details_hidden"] = True
+        return data
 
     @extend_schema_field(serializers.ChoiceField(choices=LineageStatus.choices))
     def get_status(self, version: DatasetVersion) -> str:

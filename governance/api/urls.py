@@ -12,6 +12,7 @@ router.register("lineage/nodes", lineage_views.LineageNodeViewSet, basename="lin
 router.register("lineage/exceptions", lineage_views.QuarantineExceptionViewSet, basename="lineage-exception")
 
 versions = views.DatasetVersionViewSet
+transfers = views.DatasetTransferViewSet
 _dataset = "datasets/<slug:dataset_name>/versions/"
 _version = _dataset + "<int:number>/"
 
@@ -26,6 +27,10 @@ urlpatterns = [
     path(_version + "revoke/", versions.as_view({"post": "revoke"}), name="dataset-version-revoke"),
     path(_version + "history/", versions.as_view({"get": "history"}), name="dataset-version-history"),
     path("licences/", views.LicenceListView.as_view(), name="licence-list"),
+    path("datasets/<slug:dataset_name>/transfers/", transfers.as_view({"get": "list", "post": "create"}), name="dataset-transfer-list"),
+    path("datasets/<slug:dataset_name>/transfers/<int:pk>/", transfers.as_view({"get": "retrieve"}), name="dataset-transfer-detail"),
+    path("datasets/<slug:dataset_name>/transfers/<int:pk>/accept/", transfers.as_view({"post": "accept"}), name="dataset-transfer-accept"),
+    path("datasets/<slug:dataset_name>/transfers/<int:pk>/decline/", transfers.as_view({"post": "decline"}), name="dataset-transfer-decline"),
     # PII scanning, review and redaction (governance/api/pii_views.py)
     path(_version + "pii/scans/", pii_views.PiiScanListView.as_view(), name="pii-scan-list"),
     path(_version + "pii/scans/<int:scan_id>/", pii_views.PiiScanDetailView.as_view(), name="pii-scan-detail"),

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.http import FileResponse, HttpRequest
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance import services
+from governance.access import ensure_details_visible, may_see_details
 from governance.api import serializers as s
 from governance.filtersets import DatasetFilterSet, DatasetVersionFilterSet
 from governance.licences import all_licences
 from governance.lineage.status import with_lineage_status
-from governance.models import AuditEvent, Dataset, DatasetVersion
-from pedigree.errors import InvalidInput
+from governance.models import AuditEvent, Dataset, DatasetTransfer, DatasetVersion
+from pedigree.errors import InvalidInput, NotFound
+from pedigree.parsers import DepthLimitedJSONParser
 
 
 class RawStreamParser(BaseParser):
@@ -73,6 +75,17 @@ class DatasetViewSet(
         dataset = self.get_queryset().get(pk=serializer.instance.pk)
         return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        description=(
+            "Change descriptive fields (owning team, steward, admins). Owner group and steward "
+            "are governance: admins change them here with a `reason`; anyone else requests a "
+            "transfer (`transfers/`) that the receiving team accepts."
+        )
+    )
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        kwargs["partial"] = True
+        return self.update(request, *args, **kwargs)
+
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         dataset = self.get_object()
         serializer = self.get_serializer(dataset, data=request.data, partial=kwargs.get("partial", False))
@@ -99,7 +112,7 @@ class DatasetVersionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = s.DatasetVersionSerializer
     filterset_class = DatasetVersionFilterSet
     ordering_fields = ["number", "created_at", "size_bytes"]
-    parser_classes = [JSONParser, MultiPartParser, FormParser, RawStreamParser]
+    parser_classes = [DepthLimitedJSONParser, MultiPartParser, FormParser, RawStreamParser]
 
     def get_dataset(self) -> Dataset:
         return get_object_or_404(Dataset.objects.restrict(self.request.user, "view"), name=self.kwargs["dataset_name"])
@@ -236,6 +249,7 @@ class DatasetVersionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def history(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Every recorded action on this version: who, when, what and why."""
         version = self.get_version()
+        ensure_details_visible(request.user, version.dataset, "version history")
         events = AuditEvent.objects.filter(target_type="governance.datasetversion", target_id=str(version.pk))
         return Response(s.AuditEventSerializer(events.order_by("sequence"), many=True).data)
 
@@ -249,6 +263,81 @@ class AllVersionsViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def get_queryset(self) -> QuerySet[DatasetVersion]:
         return _version_queryset(self.request.user).order_by("dataset__name", "-number")
+
+
+class DatasetTransferViewSet(viewsets.GenericViewSet):
+    """Requests to hand a dataset to another team or steward.
+
+    The owning team (or steward) requests with a reason; a member of the
+    receiving team (the new steward, when only the steward changes) accepts
+    or declines; the requesting side may cancel. Admins may do any of these.
+    """
+
+    serializer_class = s.DatasetTransferSerializer
+
+    def get_dataset(self) -> Dataset:
+        return get_object_or_404(Dataset.objects.restrict(self.request.user, "view"), name=self.kwargs["dataset_name"])
+
+    def visible_transfers(self, dataset: Dataset) -> QuerySet[DatasetTransfer]:
+        """Transfers are governance history: for those who see the dataset's
+        details, and for the receiving side (who must see what to accept)."""
+        transfers = DatasetTransfer.objects.filter(dataset=dataset).select_related(
+            "dataset", "from_group", "to_group", "from_steward", "to_steward", "requested_by", "decided_by"
+        )
+        user = self.request.user
+        if may_see_details(user, dataset):
+            return transfers
+        return transfers.filter(Q(to_steward=user) | Q(to_group__in=user.groups.all())).distinct()  # type: ignore[union-attr]
+
+    def get_transfer(self) -> DatasetTransfer:
+        transfer = self.visible_transfers(self.get_dataset()).filter(pk=self.kwargs["pk"]).first()
+        if transfer is None:
+            raise NotFound(f"dataset {self.kwargs['dataset_name']} has no transfer {self.kwargs['pk']}", field="transfer")
+        return transfer
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The dataset's transfer requests, newest first (paginated like every list)."""
+        page = self.paginate_queryset(self.visible_transfers(self.get_dataset()).order_by("-pk"))
+        return self.get_paginated_response(s.DatasetTransferSerializer(page, many=True).data)
+
+    @extend_schema(request=s.DatasetTransferRequestSerializer, responses={201: s.DatasetTransferSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Request a transfer: nothing changes until the receiving side accepts."""
+        dataset = self.get_dataset()
+        body = s.DatasetTransferRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        transfer = services.do_request_dataset_transfer(
+            actor=request.user,
+            dataset=dataset,
+            owner_group=body.validated_data.get("owner_group") or dataset.owner_group,
+            steward=body.validated_data["steward"],
+            reason=body.validated_data["reason"],
+        )
+        return Response(s.DatasetTransferSerializer(transfer).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=s.DatasetTransferSerializer)
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(s.DatasetTransferSerializer(self.get_transfer()).data)
+
+    @extend_schema(request=s.OptionalReasonSerializer, responses=s.DatasetTransferSerializer)
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Accept the transfer (the receiving side): the dataset changes hands now."""
+        body = s.OptionalReasonSerializer(data=request.data)  # a bad body is a 400 before any lookup
+        body.is_valid(raise_exception=True)
+        transfer = self.get_transfer()
+        services.do_accept_dataset_transfer(actor=request.user, transfer=transfer, reason=body.validated_data["reason"])
+        return Response(s.DatasetTransferSerializer(self.get_transfer()).data)
+
+    @extend_schema(request=s.ReasonSerializer, responses=s.DatasetTransferSerializer)
+    @action(detail=True, methods=["post"])
+    def decline(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Decline (the receiving side) or cancel (the requesting side) a pending transfer."""
+        body = s.ReasonSerializer(data=request.data)  # a bad body is a 400 before any lookup
+        body.is_valid(raise_exception=True)
+        transfer = self.get_transfer()
+        services.do_decline_dataset_transfer(actor=request.user, transfer=transfer, reason=body.validated_data["reason"])
+        return Response(s.DatasetTransferSerializer(self.get_transfer()).data)
 
 
 class LicenceListView(APIView):

@@ -131,7 +131,9 @@ def ingest_stream(
         sha256 = digest.hexdigest()
         if expected_sha256 and expected_sha256.lower() != sha256:
             raise InvalidInput(
-                f"{filename}: sha256 is {sha256}, not the expected {expected_sha256}",
+                # Never the real digest: it would let anyone who can name a file
+                # learn its fingerprint (and then claim the blob by digest).
+                f"{filename}: its sha256 is not the expected {expected_sha256}; nothing was stored",
                 file=filename,
                 field="sha256",
             )

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as ConsolePermissionDenied
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -29,8 +30,10 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from governance.admin_access import NodeScopedAdminMixin
 from governance.lineage import graph
 from governance.lineage.services import do_grant_quarantine_exception
+from governance.lineage.status import node_status_now
 from governance.lineage.svg import lineage_panel_html, node_url, status_colours
 from governance.models import (
     DatasetVersion,
@@ -43,6 +46,7 @@ from governance.models import (
 from governance.models.lineage import EdgeRelation
 from pedigree.admin import ReadOnlyModelAdmin
 from pedigree.errors import PedigreeError
+from pedigree.roles import is_admin
 
 
 def _impact_url(node: LineageNode) -> str:
@@ -77,15 +81,20 @@ class ExceptionForm(forms.Form):
 
 
 @admin.register(LineageNode)
-class LineageNodeAdmin(ReadOnlyModelAdmin):
+class LineageNodeAdmin(NodeScopedAdminMixin, ReadOnlyModelAdmin):
     """Every asset in the lineage graph, with its picture and explained facts."""
 
-    list_display = ["label", "kind", "effective_status", "own_status", "facts_version", "updated_at"]
+    list_display = ["label", "kind", "status", "own_status", "facts_version", "updated_at"]
     list_filter = ["kind", "effective_status", "own_status"]
     search_fields = ["label", "reference"]
-    fields = ["kind", "reference", "label", "own_status", "effective_status", "facts_version", "updated_at", "lineage"]
-    readonly_fields = ["kind", "reference", "label", "own_status", "effective_status", "facts_version", "updated_at", "lineage"]
+    fields = ["kind", "reference", "label", "own_status", "status", "facts_version", "updated_at", "lineage"]
+    readonly_fields = ["kind", "reference", "label", "own_status", "status", "facts_version", "updated_at", "lineage"]
     change_form_template = "admin/governance/lineage/node_change_form.html"
+
+    @admin.display(description="effective status", ordering="effective_status")
+    def status(self, node: LineageNode) -> str:
+        """The status now: an expiry or a lapsed exception shows at its instant."""
+        return status_badge(node)
 
     @admin.display(description="lineage")
     def lineage(self, node: LineageNode) -> SafeString:
@@ -98,7 +107,9 @@ class LineageNodeAdmin(ReadOnlyModelAdmin):
         ]
 
     def exception_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        node = get_object_or_404(LineageNode, pk=pk)
+        node = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not is_admin(request.user):
+            raise ConsolePermissionDenied("only an admin may record a quarantine exception")
         causes = list(LineageNode.objects.filter(pk__in=[int(key) for key in node.effective_quarantine.get("quarantine", {})]).exclude(pk=node.pk))
         form = ExceptionForm(request.POST or None, causes=causes)
         if request.method == "POST" and form.is_valid():
@@ -127,9 +138,10 @@ class LineageNodeAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(QuarantineException)
-class QuarantineExceptionAdmin(admin.ModelAdmin):
+class QuarantineExceptionAdmin(NodeScopedAdminMixin, admin.ModelAdmin):
     """Recorded quarantine exceptions (read-only; withdraw through the API)."""
 
+    node_lookup = "node"
     list_display = ["node", "cause", "granted_by", "granted_at", "expires_at", "in_force"]
     list_select_related = ["node", "cause", "granted_by"]
     readonly_fields = ["node", "cause", "reason", "expires_at", "granted_by", "granted_at", "withdrawn_at", "withdrawn_by"]
@@ -157,11 +169,12 @@ def node_link(node: LineageNode) -> str:
 
 def status_badge(node: LineageNode) -> str:
     """The node's effective status in the picture's colours."""
-    stroke, fill = status_colours(node.effective_status, node.kind)
+    current = node_status_now(node)
+    stroke, fill = status_colours(current, node.kind)
     return format_html(
         '<span class="pedigree-status status-{}" style="color:{};background:{};border:1px solid {};'
         'border-radius:3px;padding:0 .35em;white-space:nowrap">{}</span>',
-        node.effective_status, stroke, fill, stroke, node.effective_status,
+        current, stroke, fill, stroke, current,
     )
 
 
@@ -180,7 +193,7 @@ def _neighbours(edges: list[LineageEdge], *, upstream: bool) -> str:
     return format_html_join(mark_safe("<br>"), "{} {}", rows)
 
 
-class LineageAssetAdmin(ReadOnlyModelAdmin):
+class LineageAssetAdmin(NodeScopedAdminMixin, ReadOnlyModelAdmin):
     """One kind of asset in the lineage graph: its list, and a page with the picture and facts.
 
     The base of the *Model versions* and *Endpoints* pages, which stand in for

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from governance.lineage.propagation import refresh
 from governance.lineage.queries import chunks, shortest_paths, walk
+from governance.lineage.status import node_status_now
 from governance.models.lineage import LineageNode
 
 
@@ -83,7 +84,7 @@ class ImpactReport:
                 "kind": self.subject.kind,
                 "reference": self.subject.reference,
                 "label": self.subject.label,
-                "status": self.subject.effective_status,
+                "status": node_status_now(self.subject),
             },
             "mode": self.mode,
             "generated_at": self.generated_at,
@@ -140,8 +141,8 @@ def impact_report(subject: LineageNode) -> ImpactReport:
                 label=node.label,
                 depth=reached[node_id],
                 path=tuple((labels[step], relation) for step, relation in paths[node_id]),
-                status_now=node.effective_status,
-                status_after=effective_after.get("status", node.effective_status),
+                status_now=node_status_now(node),
+                status_after=effective_after.get("status", node_status_now(node)),
                 quarantined_by_subject=me in effective_after.get("quarantine", {}),
             )
         )

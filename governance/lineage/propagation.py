@@ -53,7 +53,9 @@ WRITE_BATCH = 1000
 def lock_graph() -> LineageGraphState:
     """Lock the graph for the rest of the transaction and count one more change.
 
-    Must run inside a transaction; every writer calls it first.
+    Must run inside a transaction; every writer calls it first. The graph row
+    is the first of the two global locks (see ``lock_for_governed_write`` in
+    ``governance.models.audit`` for the order).
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("lineage graph writes must run inside a transaction")

@@ -32,6 +32,7 @@ from governance.models.lineage import (
     QuarantineException,
 )
 from pedigree.errors import Conflict, InvalidInput, PermissionDenied
+from pedigree.roles import is_admin
 from pedigree.types import Actor
 
 logger = logging.getLogger(__name__)
@@ -290,7 +291,7 @@ def do_grant_quarantine_exception(
     upstream of ``node``. Recorded in the audit log; the node (and what is
     downstream of it) is refreshed in the same transaction.
     """
-    if not (actor.is_authenticated and (actor.is_staff or actor.is_superuser)) or isinstance(actor, AnonymousUser):
+    if isinstance(actor, AnonymousUser) or not is_admin(actor):
         raise PermissionDenied("only an admin may record a quarantine exception", field="node")
     if not reason.strip():
         raise InvalidInput("a reason is required for a quarantine exception", field="reason")
@@ -323,7 +324,7 @@ def do_grant_quarantine_exception(
 
 def do_withdraw_quarantine_exception(*, actor: User, exception: QuarantineException, reason: str) -> QuarantineException:
     """End an exception now: the node is quarantined again if its cause still holds."""
-    if not (actor.is_authenticated and (actor.is_staff or actor.is_superuser)):
+    if not is_admin(actor):
         raise PermissionDenied("only an admin may withdraw a quarantine exception", field="exception")
     if not reason.strip():
         raise InvalidInput("a reason is required to withdraw an exception", field="reason")

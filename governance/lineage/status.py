@@ -107,6 +107,19 @@ def own_expiry_of(node_id: int, expiries: Mapping[str, Any] | None) -> Any:
     return (expiries or {}).get(str(node_id))
 
 
+def node_status_now(node: Any, *, now: dt.datetime | None = None) -> str:
+    """A lineage node's status at ``now`` from its stored columns (no query):
+    what every list, picture and report shows, so none waits for the hourly job."""
+    part = node.effective_quarantine or {}
+    status, _ = status_now(
+        str(node.effective_status),
+        part.get("status_summary"),
+        own_expiry=own_expiry_of(node.pk, part.get("expiries")),
+        now=now,
+    )
+    return status
+
+
 def dataset_version_status(version: Any, *, now: dt.datetime | None = None) -> str:
     """A dataset version's effective status: active, revoked, expired or quarantined.
 

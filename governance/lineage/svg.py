@@ -17,6 +17,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from governance.lineage.queries import edges_into, walk
+from governance.lineage.status import node_status_now
 from governance.models.lineage import AssetKind, LineageNode
 
 BOX_WIDTH, BOX_HEIGHT = 190, 46
@@ -127,15 +128,16 @@ def render_lineage_svg(focus: LineageNode, *, depth: int = 3, max_nodes: int = 6
         parts.append(f'<text x="{mid}" y="{(sy + ey) // 2 - 3}" text-anchor="middle" fill="#555" font-size="9">{escape(label)}</text>')
     for node_id, (x, y) in position.items():
         node = nodes[node_id]
-        stroke, fill = status_colours(node.effective_status, node.kind)
+        node_status = node_status_now(node)
+        stroke, fill = status_colours(node_status, node.kind)
         width_attr = 3 if node_id == focus.pk else 1.5
         url = node_url(node)
         box = (
-            f'<g class="node status-{escape(node.effective_status)} kind-{escape(node.kind)}" data-node="{node_id}">'
-            f'<title>{escape(f"{node.kind} {node.label}: {node.effective_status}")}</title>'
+            f'<g class="node status-{escape(node_status)} kind-{escape(node.kind)}" data-node="{node_id}">'
+            f'<title>{escape(f"{node.kind} {node.label}: {node_status}")}</title>'
             f'<rect x="{x}" y="{y}" width="{BOX_WIDTH}" height="{BOX_HEIGHT}" rx="6" fill="{fill}" stroke="{stroke}" stroke-width="{width_attr}"/>'
             f'<text x="{x + 8}" y="{y + 18}" font-weight="600" fill="#222">{escape(_truncate(node.label))}</text>'
-            f'<text x="{x + 8}" y="{y + 35}" fill="{stroke}">{escape(node.kind.replace("_", " "))} · {escape(node.effective_status)}</text>'
+            f'<text x="{x + 8}" y="{y + 35}" fill="{stroke}">{escape(node.kind.replace("_", " "))} · {escape(node_status)}</text>'
             "</g>"
         )
         parts.append(f'<a href="{escape(url)}">{box}</a>' if url and node_id != focus.pk else box)

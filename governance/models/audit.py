@@ -5,6 +5,14 @@ content and the previous event's hash, so that any edit, deletion or
 reordering of stored events breaks the chain and ``verify_chain`` finds it.
 Appends are serialised through the single ``AuditChainHead`` row, locked for
 the rest of the writing transaction.
+
+Lock order (the one rule that keeps governed writes free of deadlocks):
+a governed write takes the lineage graph row (``LineageGraphState``), then the
+audit chain head, and only then the rows it changes (datasets, versions,
+scans, nodes). ``lock_for_governed_write`` takes the two global rows in that
+order; every service calls it first in its transaction, and
+``record_audit_event`` calls it too, so the audit head is never held without
+the graph row, whatever a service forgets.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from governance.models.lineage import LineageGraphState
 from pedigree.types import Actor
 
 GENESIS_HASH = "0" * 64
@@ -77,6 +86,22 @@ class AuditEvent(models.Model):
         return hashlib.sha256(self.prev_hash.encode() + payload).hexdigest()
 
 
+def lock_for_governed_write() -> None:
+    """Take the two global locks of a governed write, in the documented order:
+    the lineage graph row, then the audit chain head.
+
+    Call it first inside the writing transaction, before locking any dataset,
+    version, scan or node row: while one transaction holds these, no other
+    governed write can hold a row it waits for. Taking them again in the same
+    transaction is a no-op (PostgreSQL row locks are re-entrant); on SQLite
+    the whole database is locked by the first write anyway.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("lock_for_governed_write must run inside a transaction")
+    LineageGraphState.objects.select_for_update().get_or_create(pk=1)
+    AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+
+
 def record_audit_event(
     *,
     actor: Actor | None,
@@ -89,7 +114,8 @@ def record_audit_event(
     """Append an event to the chain; must run inside the caller's transaction."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_audit_event must run inside a transaction")
-    head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+    lock_for_governed_write()  # the graph row first, always: see the module's lock order
+    head = AuditChainHead.objects.get(pk=1)
     user = actor if actor is not None and actor.is_authenticated else None
     event = AuditEvent(
         sequence=head.last_sequence + 1,

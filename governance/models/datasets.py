@@ -15,9 +15,11 @@ from governance.choices import (
     DataFormat,
     PiiStatus,
     RecordLayout,
+    TransferStatus,
     VersionStatus,
 )
 from pedigree.errors import ImmutableField
+from pedigree.roles import is_admin, reads_everything
 from pedigree.types import Actor
 
 AnyUser = Actor
@@ -29,18 +31,26 @@ class DatasetQuerySet(models.QuerySet["Dataset"]):
     def restrict(self, user: AnyUser, action: str = "view") -> DatasetQuerySet:
         """Datasets on which ``user`` may perform ``action``.
 
-        - ``view``: any authenticated user may read catalog metadata.
-        - ``change`` and ``download``: staff, the dataset's steward, and members
-          of its owning group. (``download`` is governed by the policy engine
-          once it exists; this is its floor.)
+        - ``view``: the catalog entry (name, title, owners, licence, PII
+          summary): any signed-in user.
+        - ``view_details``: what is not catalog metadata (PII reports with
+          samples, version history with reasons, storage and source URIs,
+          digests, lineage facts): the owning team, the steward, auditors
+          and admins.
+        - ``change`` (and ``download``, whose floor this is; the policy engine
+          decides downloads): the owning team, the steward and admins.
+          Auditors read everything and change nothing; ``is_staff`` alone (a
+          console login) grants nothing.
         """
-        if not user.is_authenticated:
+        if not user.is_authenticated or not user.is_active:
             return self.none()
-        if action == "view" or user.is_superuser or user.is_staff:
+        if action == "view":
             return self.all()
-        if action in {"change", "download"}:
-            return self.filter(Q(steward=user) | Q(owner_group__in=user.groups.all())).distinct()
-        raise ValueError(f"unknown dataset action {action!r}")
+        if action not in {"view_details", "change", "download"}:
+            raise ValueError(f"unknown dataset action {action!r}")
+        if (reads_everything(user) if action == "view_details" else is_admin(user)):
+            return self.all()
+        return self.filter(Q(steward=user) | Q(owner_group__in=user.groups.all())).distinct()
 
 
 class Dataset(models.Model):
@@ -273,3 +283,43 @@ class DatasetVersion(models.Model):
             value = getattr(self, name)
             snapshot[name] = value.isoformat() if hasattr(value, "isoformat") else value
         return snapshot
+
+
+class DatasetTransfer(models.Model):
+    """A request to hand a dataset to another team and/or steward.
+
+    Ownership is governance: the owning team and steward decide who may read
+    the data and whose policies apply to what is trained on it. A team member
+    (or the steward) asks, with a reason; the receiving side (a member of the
+    receiving team, or the new steward when only the steward changes) accepts
+    or declines; admins may do either. Only an accepted request changes the
+    dataset, through ``governance.services``.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="transfers")
+    from_group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="+")
+    to_group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="+")
+    from_steward = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    to_steward = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(help_text="Why the dataset should change hands.")
+    status = models.CharField(max_length=16, choices=TransferStatus.choices, default=TransferStatus.PENDING)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset"],
+                condition=Q(status="pending"),
+                name="one_pending_transfer_per_dataset",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"transfer #{self.pk} of {self.dataset.name} to {self.to_group.name}/{self.to_steward}"

@@ -17,7 +17,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from governance.models import DatasetVersion
+from governance.admin_access import DatasetScopedAdminMixin
+from governance.models import Dataset, DatasetVersion
 from governance.models.pii import PiiEntityReview, PiiReviewDecision, PiiScan
 from governance.pii.reviews import do_review_pii_entity
 from governance.pii.scans import do_cancel_pii_scan, do_request_pii_scan
@@ -26,8 +27,11 @@ from pedigree.errors import PedigreeError
 
 
 @admin.register(PiiScan)
-class PiiScanAdmin(ReadOnlyModelAdmin):
-    """Every PII scan; each one's page is its report."""
+class PiiScanAdmin(DatasetScopedAdminMixin, ReadOnlyModelAdmin):
+    """Every PII scan the user may see (its team's, a steward's; auditors and
+    admins: all); each one's page is its report."""
+
+    dataset_lookup = "version__dataset"
 
     list_display = ["id", "version", "status", "outcome_label", "trigger", "progress_label", "found", "requested_at"]
     list_filter = ["status", "trigger", "version__pii_status", "ner_available"]
@@ -60,7 +64,7 @@ class PiiScanAdmin(ReadOnlyModelAdmin):
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         """The scan's report: counts per entity type and field, masked samples, review buttons."""
-        scan = get_object_or_404(PiiScan.objects.select_related("version__dataset", "requested_by"), pk=object_id)
+        scan = get_object_or_404(self.get_queryset(request).select_related("version__dataset", "requested_by"), pk=object_id)
         version = scan.version
         by_type: dict[str, list[Any]] = defaultdict(list)
         for finding in scan.findings.order_by("entity_type", "field"):
@@ -96,7 +100,7 @@ class PiiScanAdmin(ReadOnlyModelAdmin):
 
     def review_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Confirm or dismiss one entity type (POST: entity_type, decision, reason)."""
-        scan = get_object_or_404(PiiScan.objects.select_related("version__dataset"), pk=pk)
+        scan = get_object_or_404(self.get_queryset(request).select_related("version__dataset"), pk=pk)
         if request.method == "POST":
             try:
                 do_review_pii_entity(
@@ -113,7 +117,7 @@ class PiiScanAdmin(ReadOnlyModelAdmin):
         return HttpResponseRedirect(self._report_url(scan))
 
     def cancel_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        scan = get_object_or_404(PiiScan.objects.select_related("version__dataset"), pk=pk)
+        scan = get_object_or_404(self.get_queryset(request).select_related("version__dataset"), pk=pk)
         if request.method == "POST":
             try:
                 do_cancel_pii_scan(actor=request.user, scan=scan)  # type: ignore[arg-type]
@@ -125,7 +129,12 @@ class PiiScanAdmin(ReadOnlyModelAdmin):
 
     def scan_version_view(self, request: HttpRequest, version_pk: int) -> HttpResponse:
         """Start a scan of a version (POST) and show its page."""
-        version = get_object_or_404(DatasetVersion.objects.select_related("dataset"), pk=version_pk)
+        version = get_object_or_404(
+            DatasetVersion.objects.select_related("dataset").filter(
+                dataset__in=Dataset.objects.restrict(request.user, "view_details")  # type: ignore[arg-type]
+            ),
+            pk=version_pk,
+        )
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:governance_datasetversion_change", args=[version.pk]))
         try:

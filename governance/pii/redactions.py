@@ -26,7 +26,7 @@ from governance.ingest.pipeline import ingest_stream
 from governance.lineage import openlineage as lineage_events
 from governance.lineage import services as lineage
 from governance.models import Dataset, DatasetVersion
-from governance.models.audit import record_audit_event
+from governance.models.audit import lock_for_governed_write, record_audit_event
 from governance.models.pii import (
     PiiDatasetSalt,
     PiiEntityReview,
@@ -80,6 +80,7 @@ def do_request_redaction(
             pii_status=version.pii_status,
         )
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         redaction = PiiRedaction.objects.create(
             source=version,
             operators=clean_operators,
@@ -154,6 +155,7 @@ def _fail_redaction(redaction: PiiRedaction, message: str, *, attempts: int | No
     """Mark a redaction failed (if it is still this run's); True when it was."""
     actor = redaction.requested_by
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         row = PiiRedaction.objects.filter(pk=redaction.pk, status__in=(PiiJobStatus.QUEUED, PiiJobStatus.RUNNING))
         if attempts is not None:
             row = row.filter(attempts=attempts)
@@ -254,6 +256,7 @@ def run_redaction(redaction: PiiRedaction, *, raise_errors: bool = False) -> Pii
         # rescan of the copy narrows it further (``narrow_redaction_edges``).
         removed = stats.removed_types
         with transaction.atomic(durable=True):
+            lock_for_governed_write()  # the global locks first: see governance.models.audit
             mine = PiiRedaction.objects.select_for_update().filter(
                 pk=redaction.pk, status=PiiJobStatus.RUNNING, attempts=redaction.attempts
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from governance.models import DatasetVersion
-from governance.models.audit import record_audit_event
+from governance.models.audit import lock_for_governed_write, record_audit_event
 from governance.models.pii import (
     PiiEntityReview,
     PiiFinding,
@@ -52,6 +52,7 @@ def do_review_pii_entity(
         raise InvalidInput(f"no completed scan of {version} found {entity_type}: nothing to dismiss", field="entity_type")
     latest = latest_completed_scan(version)
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         previous = PiiEntityReview.objects.select_for_update().filter(version=version, entity_type=entity_type).first()
         before = list(DatasetVersion.objects.get(pk=version.pk).pii_types)
         review, _ = PiiEntityReview.objects.update_or_create(

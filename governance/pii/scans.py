@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from governance.models import DatasetVersion
-from governance.models.audit import record_audit_event
+from governance.models.audit import lock_for_governed_write, record_audit_event
 from governance.models.pii import (
     ACTIVE_SCAN_STATUSES,
     PiiFinding,
@@ -104,6 +104,7 @@ def do_request_pii_scan(
     ensure_may_change(actor, version, "scan the versions")
     config = config or load_config()
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         DatasetVersion.objects.select_for_update().filter(pk=version.pk).first()
         active = PiiScan.objects.filter(version=version).filter(status__in=ACTIVE_SCAN_STATUSES, config_digest=config.digest).first()
         if active is not None:
@@ -240,6 +241,7 @@ def _finish_completed(scan: PiiScan, state: dict[str, Any]) -> PiiScan:
     summary = summarize(state)
     found = sorted(summary["entities"])
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         locked = PiiScan.objects.select_for_update().get(pk=scan.pk)
         if locked.status != PiiScanStatus.RUNNING or locked.attempts != scan.attempts:
             return locked  # cancelled meanwhile, or taken over by another worker
@@ -295,6 +297,7 @@ def _finish_completed(scan: PiiScan, state: dict[str, Any]) -> PiiScan:
 
 def _finish_failed(scan: PiiScan, message: str) -> PiiScan:
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         locked = PiiScan.objects.select_for_update().get(pk=scan.pk)
         if locked.status not in ACTIVE_SCAN_STATUSES:
             return locked
@@ -311,6 +314,7 @@ def _finish_failed(scan: PiiScan, message: str) -> PiiScan:
 
 def _finish_cancelled(scan: PiiScan, actor: Actor | None = None) -> PiiScan:
     with transaction.atomic(durable=not transaction.get_connection().in_atomic_block):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         locked = PiiScan.objects.select_for_update().get(pk=scan.pk)
         if locked.status not in ACTIVE_SCAN_STATUSES:
             return locked
@@ -337,6 +341,7 @@ def do_cancel_pii_scan(*, actor: Actor, scan: PiiScan) -> PiiScan:
     if scan.status == PiiScanStatus.QUEUED:
         return _finish_cancelled(scan, actor)
     with transaction.atomic(durable=True):
+        lock_for_governed_write()  # the global locks first: see governance.models.audit
         PiiScan.objects.filter(pk=scan.pk).update(cancel_requested=True)
         record_audit_event(actor=actor, action=ACTION_SCAN_CANCEL_REQUESTED, target=scan.version, changes={"scan": scan.pk})
     scan.refresh_from_db()

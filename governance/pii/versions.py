@@ -15,6 +15,7 @@ from django.db.models import F
 from governance.choices import PiiStatus
 from governance.lineage import services as lineage
 from governance.models import DatasetVersion
+from governance.models.audit import lock_for_governed_write
 from governance.models.pii import (
     ACTIVE_SCAN_STATUSES,
     PiiEntityReview,
@@ -94,6 +95,7 @@ def refresh_version_pii(version: DatasetVersion, *, actor: Actor | None = None, 
     """Store the derived PII facts on the version; bump ``facts_version`` and
     refresh lineage when they changed. Runs in the caller's transaction."""
     with transaction.atomic():
+        lock_for_governed_write()  # before the version row: see governance.models.audit
         locked = DatasetVersion.objects.select_for_update().get(pk=version.pk)
         status, types = derive_pii_facts(locked)
         if locked.pii_status == status and list(locked.pii_types) == types:

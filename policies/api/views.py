@@ -12,11 +12,11 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from pedigree.api import AdminsOrAuditorsReading, IsPlatformAdmin
 from pedigree.errors import InvalidInput, NotFound
 from policies import decisions, simulation
 from policies.api import serializers as s
@@ -34,7 +34,7 @@ def _context(request: Request) -> dict[str, str]:
 class PolicyStatusView(APIView):
     """The policy set in force: files, policies, digest, and the last reload problem."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [AdminsOrAuditorsReading]
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
@@ -44,7 +44,7 @@ class PolicyStatusView(APIView):
 class PolicyReloadView(APIView):
     """Check the policy files now and load them if they are valid."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsPlatformAdmin]
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
@@ -55,7 +55,7 @@ class PolicyReloadView(APIView):
 class DecideView(APIView):
     """Ask the engine a question (a what-if: not written to the decision log)."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsPlatformAdmin]
 
     @extend_schema(request=s.DecideSerializer, responses=s.DecisionSerializer)
     def post(self, request: Request) -> Response:
@@ -79,7 +79,7 @@ class DecideView(APIView):
 class DecideBatchView(APIView):
     """Ask many questions at once (one engine call)."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsPlatformAdmin]
 
     @extend_schema(request=s.DecideBatchSerializer, responses=s.DecisionSerializer(many=True))
     def post(self, request: Request) -> Response:
@@ -100,7 +100,7 @@ class DecideBatchView(APIView):
 class EndpointInvokersView(APIView):
     """Which consumers may invoke endpoint X? Every consumer, allowed or not, with the reason."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [AdminsOrAuditorsReading]
 
     @extend_schema(
         parameters=[
@@ -128,7 +128,7 @@ class EndpointInvokersView(APIView):
 class ConsumerEndpointsView(APIView):
     """Which endpoints may consumer Y call? Every known endpoint, with the reason."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [AdminsOrAuditorsReading]
 
     @extend_schema(
         parameters=[
@@ -158,7 +158,7 @@ class ConsumerEndpointsView(APIView):
 class PolicyChangeView(APIView):
     """What would change if this policy file were applied? Nothing is changed."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsPlatformAdmin]
 
     @extend_schema(request=s.PolicyChangeSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
@@ -171,7 +171,7 @@ class PolicyChangeView(APIView):
 class PolicyDecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The decision log, newest first; filter by outcome, action, principal, resource."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [AdminsOrAuditorsReading]
     serializer_class = s.PolicyDecisionSerializer
     filterset_fields = ["outcome", "action", "principal", "resource", "cached"]
     ordering_fields = ["decided_at"]

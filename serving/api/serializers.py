@@ -47,7 +47,9 @@ class ConsumerSerializer(serializers.ModelSerializer):
         help_text="Username of the person accountable; defaults to the admin who creates it.",
     )
     groups = NonEmptyStringList(help_text="Teams it belongs to, e.g. support-team.")
-    pii_clearances = NonEmptyStringList(help_text="PII entity types it may receive, e.g. PERSON, US_SSN.")
+    pii_clearances = NonEmptyStringList(
+        help_text="PII entity types it may receive, as the scanner names them, e.g. PERSON, US_SSN."
+    )
     purposes = NonEmptyStringList(help_text=f"Purposes it declares: {_PURPOSES}.")
     region = serializers.ChoiceField(
         choices=Region.choices,
@@ -56,7 +58,8 @@ class ConsumerSerializer(serializers.ModelSerializer):
     )
     commercial = serializers.BooleanField(required=False, help_text="Whether it uses models commercially.")
     reason = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, default="", help_text="Why: recorded in the audit log."
+        write_only=True, required=False, allow_blank=True, default="",
+        help_text="Why (required for every change): recorded in the audit log.",
     )
 
     class Meta:

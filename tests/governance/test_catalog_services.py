@@ -8,7 +8,7 @@ import io
 import pytest
 from django.utils import timezone
 
-from governance.models import AuditEvent, DatasetVersion
+from governance.models import AuditEvent, Dataset, DatasetVersion
 from governance.models.audit import verify_chain
 from governance.services import (
     GovernanceInput,
@@ -210,14 +210,34 @@ def test_the_audit_chain_detects_a_deleted_event(make_version, claims_dataset, a
     assert not verify_chain().ok
 
 
-def test_a_new_owner_group_or_steward_is_a_new_facts_version_of_every_version(make_version, claims_dataset, alice, erin, support_team):
+def test_a_new_owner_group_or_steward_is_a_new_facts_version_of_every_version(make_version, claims_dataset, alice, erin, root, support_team):
     first, second = make_version(claims_dataset), make_version(claims_dataset)
     before = {v.pk: v.facts_version for v in (first, second)}
-    do_update_dataset(actor=alice, dataset=claims_dataset, changes={"steward": erin}, reason="handover")
+    do_update_dataset(actor=root, dataset=claims_dataset, changes={"steward": erin}, reason="handover")
     after_steward = {v.pk: v.facts_version for v in claims_dataset.versions.all()}
     assert all(after_steward[pk] == before[pk] + 1 for pk in before)
-    alice.groups.add(support_team)
-    do_update_dataset(actor=alice, dataset=claims_dataset, changes={"owner_group": support_team}, reason="moved")
+    erin.groups.add(support_team)
+    do_update_dataset(actor=root, dataset=claims_dataset, changes={"owner_group": support_team}, reason="moved")
     assert all(v.facts_version == after_steward[v.pk] + 1 for v in claims_dataset.versions.all())
-    do_update_dataset(actor=alice, dataset=claims_dataset, changes={"title": "Claims"}, reason="retitled")
+    do_update_dataset(actor=erin, dataset=claims_dataset, changes={"title": "Claims"}, reason="retitled")
     assert all(v.facts_version == after_steward[v.pk] + 1 for v in claims_dataset.versions.all())
+
+
+def test_a_dataset_update_from_a_stale_copy_keeps_every_other_change_and_audits_the_true_before(claims_dataset, alice, erin):
+    stale = Dataset.objects.get(pk=claims_dataset.pk)  # read before alice's change, as a second request would
+    do_update_dataset(actor=alice, dataset=claims_dataset, changes={"title": "Claims A"})
+    do_update_dataset(actor=erin, dataset=stale, changes={"description": "every 2024 claim"})
+    stored = Dataset.objects.get(pk=claims_dataset.pk)
+    assert (stored.title, stored.description) == ("Claims A", "every 2024 claim")
+    do_update_dataset(actor=erin, dataset=stale, changes={"title": "Claims B"})
+    last = AuditEvent.objects.filter(action="dataset.updated").order_by("-sequence").first()
+    assert last is not None and last.changes == {"title": ["Claims A", "Claims B"]}
+
+
+def test_a_governance_update_from_a_stale_copy_keeps_every_other_change(claims_dataset, make_version, alice, erin):
+    version = make_version(claims_dataset)
+    stale = DatasetVersion.objects.get(pk=version.pk)
+    do_update_version_governance(actor=alice, version=version, changes={"notes": "from the 2024 export"}, reason="notes")
+    do_update_version_governance(actor=erin, version=stale, changes={"allowed_purposes": ["support"]}, reason="purpose")
+    stored = DatasetVersion.objects.get(pk=version.pk)
+    assert (stored.notes, stored.allowed_purposes) == ("from the 2024 export", ["support"])

@@ -66,3 +66,43 @@ def test_seed_demo_is_idempotent(settings, tmp_path):
     call_command("seed_demo", stdout=io.StringIO())
     assert DatasetVersion.objects.count() == count >= 5
     assert (tmp_path / "admin-password.txt").stat().st_mode & 0o077 == 0
+
+
+def test_seed_demo_again_does_no_harm_after_the_demo_data_changed(settings, tmp_path):
+    """`make run` again, once people used the demo: owners, licences, status and consumers changed."""
+    from django.contrib.auth.models import Group, User
+
+    from governance.models import AuditEvent, Dataset
+    from governance.services import (
+        do_revoke_dataset_version,
+        do_update_dataset,
+        do_update_version_governance,
+    )
+    from serving.models import Consumer
+    from serving.services import do_delete_consumer, do_update_consumer
+
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())  # queues the scans that auto-scan (off in tests) did not
+    admin = User.objects.get(username="admin")
+    claims = Dataset.objects.get(name="claims-2024")
+    do_update_dataset(
+        actor=admin, dataset=claims, reason="claims moved to research",
+        changes={"owner_group": Group.objects.get(name="research"), "steward": User.objects.get(username="dana")},
+    )
+    chats = DatasetVersion.objects.get(dataset__name="support-chats", number=1)
+    do_update_version_governance(actor=admin, version=chats, changes={"licence": "CC-BY-4.0"}, reason="relicensed")
+    do_revoke_dataset_version(actor=admin, version=DatasetVersion.objects.get(dataset__name="public-qa", number=1), reason="withdrawn")
+    do_update_consumer(actor=admin, consumer=Consumer.objects.get(name="web-frontend"), changes={"region": "eu"}, reason="moved")
+    do_delete_consumer(actor=admin, consumer=Consumer.objects.get(name="research-notebook"), reason="retired")
+    versions, events = DatasetVersion.objects.count(), AuditEvent.objects.count()
+
+    call_command("seed_demo", stdout=io.StringIO())
+
+    new_events = list(AuditEvent.objects.filter(sequence__gt=events).values_list("action", "target_label", "reason"))
+    assert (DatasetVersion.objects.count(), new_events) == (versions, [])
+    claims.refresh_from_db()
+    chats.refresh_from_db()
+    assert (claims.owner_group.name, claims.steward.username, chats.licence) == ("research", "dana", "CC-BY-4.0")
+    assert Consumer.objects.get(name="web-frontend").region == "eu"
+    assert not Consumer.objects.filter(name="research-notebook").exists()  # deleted on purpose: not re-created

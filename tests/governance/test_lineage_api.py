@@ -44,55 +44,55 @@ def test_anonymous_callers_cannot_read_lineage(api_client: Any, chain: dict[str,
     assert api_client(None).get(_url(chain["model"])).status_code == 401
 
 
-def test_nodes_can_be_found_by_kind_and_reference(api_client: Any, mallory: Any, chain: dict[str, Any]) -> None:
-    body = api_client(mallory).get("/api/v1/lineage/nodes/", {"kind": "dataset_version", "reference": chain["version"].pk}).json()
+def test_nodes_can_be_found_by_kind_and_reference(api_client: Any, erin: Any, chain: dict[str, Any]) -> None:
+    body = api_client(erin).get("/api/v1/lineage/nodes/", {"kind": "dataset_version", "reference": chain["version"].pk}).json()
     assert [item["id"] for item in body["results"]] == [chain["data"].pk]
 
 
-def test_downstream_lists_assets_with_depth(api_client: Any, mallory: Any, chain: dict[str, Any]) -> None:
-    body = api_client(mallory).get(_url(chain["data"], "downstream"), {"relation": "trained_on,deployed_as"}).json()
+def test_downstream_lists_assets_with_depth(api_client: Any, erin: Any, chain: dict[str, Any]) -> None:
+    body = api_client(erin).get(_url(chain["data"], "downstream"), {"relation": "trained_on,deployed_as"}).json()
     assert [(item["label"], item["depth"]) for item in body["assets"]] == [("claims-bot v1", 1), ("claims-bot", 2)]
 
 
-def test_upstream_honours_the_depth_limit(api_client: Any, mallory: Any, chain: dict[str, Any]) -> None:
-    body = api_client(mallory).get(_url(chain["endpoint"], "upstream"), {"depth": 1}).json()
+def test_upstream_honours_the_depth_limit(api_client: Any, erin: Any, chain: dict[str, Any]) -> None:
+    body = api_client(erin).get(_url(chain["endpoint"], "upstream"), {"depth": 1}).json()
     assert [item["label"] for item in body["assets"]] == ["claims-bot v1"]
 
 
-def test_a_bad_depth_is_a_400_naming_the_field(api_client: Any, mallory: Any, chain: dict[str, Any]) -> None:
-    response = api_client(mallory).get(_url(chain["data"], "downstream"), {"depth": "deep"})
+def test_a_bad_depth_is_a_400_naming_the_field(api_client: Any, erin: Any, chain: dict[str, Any]) -> None:
+    response = api_client(erin).get(_url(chain["data"], "downstream"), {"depth": "deep"})
     assert response.status_code == 400 and response.json()["error"]["field"] == "depth"
 
 
-def test_effective_facts_come_with_explanations(api_client: Any, mallory: Any, chain: dict[str, Any]) -> None:
-    body = api_client(mallory).get(_url(chain["endpoint"], "facts")).json()
+def test_effective_facts_come_with_explanations(api_client: Any, erin: Any, chain: dict[str, Any]) -> None:
+    body = api_client(erin).get(_url(chain["endpoint"], "facts")).json()
     assert body["allowed_purposes"] == ["support"]
     [restriction] = body["explanations"]["allowed_purposes"]
     assert restriction["because"][0]["text"].startswith("purposes limited to support via dataset_version claims-2024 v1")
 
 
-def test_the_impact_preview_is_json_by_default(api_client: Any, mallory: Any, chain: dict[str, Any]) -> None:
-    body = api_client(mallory).get(_url(chain["data"], "impact")).json()
+def test_the_impact_preview_is_json_by_default(api_client: Any, erin: Any, chain: dict[str, Any]) -> None:
+    body = api_client(erin).get(_url(chain["data"], "impact")).json()
     assert body["mode"] == "preview"
     assert {a["label"]: a["status_after"] for a in body["assets"] if a["kind"] != "run"} == {
         "claims-bot v1": "quarantined", "claims-bot": "quarantined",
     }
 
 
-def test_the_impact_report_downloads_as_csv(api_client: Any, mallory: Any, chain: dict[str, Any]) -> None:
-    response = api_client(mallory).get(_url(chain["data"], "impact"), {"format": "csv"})
+def test_the_impact_report_downloads_as_csv(api_client: Any, erin: Any, chain: dict[str, Any]) -> None:
+    response = api_client(erin).get(_url(chain["data"], "impact"), {"format": "csv"})
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert "claims-bot" in {row["label"] for row in rows}
 
 
-def test_the_impact_report_renders_as_html(api_client: Any, mallory: Any, chain: dict[str, Any]) -> None:
-    response = api_client(mallory).get(_url(chain["data"], "impact"), {"format": "html"})
+def test_the_impact_report_renders_as_html(api_client: Any, erin: Any, chain: dict[str, Any]) -> None:
+    response = api_client(erin).get(_url(chain["data"], "impact"), {"format": "html"})
     assert response["Content-Type"].startswith("text/html") and b"claims-bot v1" in response.content
 
 
-def test_the_lineage_picture_is_an_svg(api_client: Any, mallory: Any, chain: dict[str, Any]) -> None:
-    response = api_client(mallory).get(_url(chain["model"], "svg"))
+def test_the_lineage_picture_is_an_svg(api_client: Any, erin: Any, chain: dict[str, Any]) -> None:
+    response = api_client(erin).get(_url(chain["model"], "svg"))
     assert response["Content-Type"].startswith("image/svg+xml") and response.content.startswith(b"<svg")
 
 

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, Permission, User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -242,7 +242,7 @@ def test_a_node_of_another_kind_is_not_shown_as_a_model_version(console: Client,
     assert response.status_code == 302 and response["Location"] == "/admin/"  # "doesn't exist"
 
 
-def test_the_pages_need_the_view_permission(claims_chain: Any) -> None:
+def test_a_console_login_alone_sees_no_lineage_but_an_auditor_sees_it_all(claims_chain: Any) -> None:
     _, model, _ = claims_chain
     staff = User.objects.create_user("sam", password="pw-sam", is_staff=True)
     client = Client()
@@ -250,8 +250,12 @@ def test_the_pages_need_the_view_permission(claims_chain: Any) -> None:
     assert client.get(_model_page(model)).status_code == 403
     staff.user_permissions.add(Permission.objects.get(codename="view_lineagemodelversion"))
     client.force_login(User.objects.get(pk=staff.pk))
-    assert client.get(_model_page(model)).status_code == 200
+    assert client.get(_model_page(model)).status_code == 403  # a model permission is not a role
     assert client.get("/admin/governance/lineageendpoint/").status_code == 403
+    staff.groups.add(Group.objects.get_or_create(name="auditors")[0])
+    client.force_login(User.objects.get(pk=staff.pk))
+    assert client.get(_model_page(model)).status_code == 200
+    assert client.get("/admin/governance/lineageendpoint/").status_code == 200
 
 
 def test_the_model_versions_list_costs_the_same_queries_for_more_rows(console: Client, claims_dataset: Any, make_version: Any) -> None:

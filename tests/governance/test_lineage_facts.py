@@ -169,11 +169,15 @@ def test_reading_a_stale_dataset_version_resyncs_it_first(claims_dataset: Any, m
     assert effective_facts("dataset_version", str(version.pk)).pii_types == {"PERSON"}
 
 
-def test_moving_a_dataset_to_another_team_changes_the_owners_downstream(claims_dataset: Any, make_version: Any, root: Any, support_team: Any) -> None:
+def test_moving_a_dataset_to_another_team_changes_the_owners_downstream(
+    claims_dataset: Any, make_version: Any, root: Any, support_team: Any, mallory: Any
+) -> None:
     from governance.services import do_update_dataset
 
     model = _model_on(make_version(claims_dataset))
-    do_update_dataset(actor=root, dataset=claims_dataset, changes={"owner_group": support_team}, reason="team reorganised")
+    do_update_dataset(
+        actor=root, dataset=claims_dataset, changes={"owner_group": support_team, "steward": mallory}, reason="team reorganised"
+    )
     assert effective_facts(node=fresh(model)).owners == {"support-team", "ml-platform"}
 
 

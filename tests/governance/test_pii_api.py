@@ -31,9 +31,11 @@ def scanned(version: DatasetVersion, alice: User) -> PiiScan:
     return scan_now(version, actor=alice)
 
 
-def test_starting_a_scan_runs_it_on_a_worker_and_returns_202(
+def test_starting_a_scan_returns_202_and_its_task_completes_it(
     version: DatasetVersion, alice: User, api_client: Clients, django_capture_on_commit_callbacks: Any
 ) -> None:
+    # The task runs eagerly here (in this process); tests/test_worker_celery.py
+    # runs it on a real worker process through Redis and the filesystem broker.
     with django_capture_on_commit_callbacks(execute=True):
         response = api_client(alice).post(BASE + "scans/", {}, format="json")
     assert response.status_code == 202, response.content

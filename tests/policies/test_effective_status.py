@@ -87,7 +87,8 @@ def test_the_version_list_reads_the_effective_status_in_the_same_query(
 ) -> None:
     _revoke_original(redacted, alice)
     client = api_client(alice)
-    with django_assert_max_num_queries(4):  # token, dataset, count, page (with the lineage status)
+    # token, dataset, count, page (with the lineage status), the user's roles, the datasets whose details they see
+    with django_assert_max_num_queries(6):
         client.get(API + "datasets/claims-2024/versions/")
 
 
@@ -244,3 +245,33 @@ def test_the_hourly_pass_brings_an_expiry_recorded_before_it_was_a_fact_to_the_m
     assert sync_stale_dataset_versions() == [redacted["original"].pk]
     endpoint = find_resource("Endpoint", redacted["endpoint"].reference)
     assert endpoint.valid_until == expiry_instant(expires_on).timestamp()
+
+
+def test_the_lineage_api_console_picture_and_impact_show_an_expiry_at_its_instant(
+    api_client: Any, alice: Any, root: Any, redacted: dict[str, Any]
+) -> None:
+    """The lineage node list, its console page, the picture and the impact report read
+    the status now, not the stored one the hourly job has yet to update."""
+    expires_on = timezone.localdate() + dt.timedelta(days=3)
+    do_update_version_governance(
+        actor=alice, version=redacted["original"], changes={"expires_at": expires_on}, reason="contract ends"
+    )
+    model = redacted["model"]
+    client = api_client(alice)
+    console = Client()
+    console.force_login(root)
+
+    def shown() -> tuple[str, str, str, str]:
+        model.refresh_from_db()
+        api = client.get(API + f"lineage/nodes/{model.pk}/").json()["effective_status"]
+        listed = console.get(reverse("admin:governance_lineagenode_changelist")).content.decode()
+        picture = client.get(API + f"lineage/nodes/{model.pk}/svg/").content.decode()
+        impact = client.get(API + f"lineage/nodes/{model.pk}/impact/").json()["subject"]["status"]
+        quarantined_in_list = "status-quarantined" in listed
+        return api, "quarantined" if quarantined_in_list else "active", "status-quarantined" in picture and "quarantined" or "active", impact
+
+    with time_machine.travel(expiry_instant(expires_on) - dt.timedelta(seconds=1), tick=False):
+        assert shown() == ("active", "active", "active", "active")
+    with time_machine.travel(expiry_instant(expires_on), tick=False):  # the hourly job has not run
+        assert LineageNode.objects.get(pk=model.pk).effective_status == "active"  # stored: still active
+        assert shown() == ("quarantined", "quarantined", "quarantined", "quarantined")

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 FORM = {
     "name": "web-frontend", "description": "", "groups": '["support-team"]', "pii_clearances": "[]",
-    "purposes": '["support"]', "region": "us", "commercial": "on",
+    "purposes": '["support"]', "region": "us", "commercial": "on", "reason": "OPS-12",
 }
 
 
@@ -30,7 +30,7 @@ def test_adding_a_consumer_in_the_console_is_audited(console: Client, alice: Use
     consumer = Consumer.objects.get(name="web-frontend")
     assert (consumer.owner, consumer.purposes, consumer.commercial) == (alice, ["support"], True)
     event = AuditEvent.objects.get(action="consumer.created")
-    assert (event.actor_label, event.target_id) == ("root", str(consumer.pk))
+    assert (event.actor_label, event.target_id, event.reason) == ("root", str(consumer.pk), "OPS-12")
 
 
 def test_changing_a_consumer_in_the_console_bumps_its_facts_version_and_is_audited(console: Client) -> None:
@@ -57,3 +57,16 @@ def test_deleting_a_consumer_in_the_console_is_audited(console: Client) -> None:
     response = console.post(f"/admin/serving/consumer/{consumer.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302 and not Consumer.objects.exists()
     assert AuditEvent.objects.get(action="consumer.deleted").target_label == "web-frontend"
+
+
+def test_the_console_refuses_a_change_without_a_reason(console: Client) -> None:
+    response = console.post("/admin/serving/consumer/add/", {**FORM, "reason": ""})
+    assert response.status_code == 200 and "This field is required" in response.content.decode()
+    assert not Consumer.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_the_console_refuses_a_clearance_the_scanner_does_not_know(console: Client) -> None:
+    response = console.post("/admin/serving/consumer/add/", {**FORM, "pii_clearances": '["person"]'})
+    page = response.content.decode()
+    assert response.status_code == 200 and "unknown PII entity type" in page and "PERSON" in page
+    assert not Consumer.objects.exists() and not AuditEvent.objects.exists()

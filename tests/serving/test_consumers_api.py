@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -37,6 +37,7 @@ NEW_CONSUMER = {
     "purposes": ["support"],
     "region": "us",
     "commercial": True,
+    "reason": "OPS-12",
 }
 
 
@@ -135,14 +136,16 @@ def test_an_admin_creates_a_consumer_and_the_audit_log_records_it(api_client: Cl
 
 
 def test_the_owner_defaults_to_the_admin_who_creates_it(api_client: Clients, root: User) -> None:
-    response = api_client(root).post(URL, {"name": "batch-scorer", "region": "eu"}, format="json")
+    response = api_client(root).post(URL, {"name": "batch-scorer", "region": "eu", "reason": "OPS-7"}, format="json")
     assert response.status_code == 201
     assert response.json()["owner"] == "root"
     assert response.json()["groups"] == [] and response.json()["commercial"] is False
 
 
-def test_a_staff_member_is_an_admin_here(api_client: Clients) -> None:
+def test_a_console_login_alone_is_not_an_admin_here_but_the_admins_group_is(api_client: Clients) -> None:
     staff = User.objects.create_user("sam", password="pw-sam", is_staff=True)
+    assert api_client(staff).post(URL, NEW_CONSUMER, format="json").status_code == 403
+    staff.groups.add(Group.objects.get_or_create(name="admins")[0])
     assert api_client(staff).post(URL, NEW_CONSUMER, format="json").status_code == 201
 
 
@@ -219,15 +222,19 @@ def test_a_patch_changes_the_facts_bumps_the_version_and_is_audited(
 
 def test_every_change_bumps_the_facts_version(api_client: Clients, root: User, claims_fraud: Consumer) -> None:
     client = api_client(root)
-    for expected, change in enumerate(
-        [{"description": "new words"}, {"commercial": True}, {"owner": "root"}, {"groups": ["claims-team", "fraud"]}], start=2
-    ):
-        assert client.patch(URL + "claims-fraud-us/", change, format="json").json()["facts_version"] == expected
+    changes: list[dict[str, Any]] = [
+        {"description": "new words"}, {"commercial": True}, {"owner": "root"}, {"groups": ["claims-team", "fraud"]}
+    ]
+    for expected, change in enumerate(changes, start=2):
+        body = {**change, "reason": "OPS-7"}
+        assert client.patch(URL + "claims-fraud-us/", body, format="json").json()["facts_version"] == expected
     assert len(_audit("consumer.updated")) == 4
 
 
 def test_a_patch_that_changes_nothing_writes_nothing(api_client: Clients, root: User, claims_fraud: Consumer) -> None:
-    response = api_client(root).patch(URL + "claims-fraud-us/", {"region": "us", "purposes": ["fraud_prevention"]}, format="json")
+    response = api_client(root).patch(
+        URL + "claims-fraud-us/", {"region": "us", "purposes": ["fraud_prevention"], "reason": "OPS-7"}, format="json"
+    )
     assert response.status_code == 200 and response.json()["facts_version"] == 1
     assert not _audit("consumer.updated")
 
@@ -286,8 +293,8 @@ def test_the_owner_may_not_delete_their_consumer(api_client: Clients, alice: Use
 def test_the_audit_chain_verifies_after_a_consumer_lifecycle(api_client: Clients, root: User) -> None:
     client = api_client(root)
     client.post(URL, NEW_CONSUMER, format="json")
-    client.patch(URL + "web-frontend/", {"region": "eu"}, format="json")
-    client.delete(URL + "web-frontend/")
+    client.patch(URL + "web-frontend/", {"region": "eu", "reason": "moved"}, format="json")
+    client.delete(URL + "web-frontend/?reason=retired")
     report = verify_chain()
     assert report.ok and report.events_checked == 3
 
@@ -355,7 +362,7 @@ def test_a_change_to_the_consumer_changes_what_it_may_call(
 ) -> None:
     client = api_client(root)
     assert eu_support_endpoint.reference not in client.get(URL + "claims-fraud-us/endpoints/").json()["allowed"]
-    client.patch(URL + "claims-fraud-us/", {"region": "eu", "purposes": ["support"]}, format="json")
+    client.patch(URL + "claims-fraud-us/", {"region": "eu", "purposes": ["support"], "reason": "OPS-7"}, format="json")
     assert eu_support_endpoint.reference in client.get(URL + "claims-fraud-us/endpoints/").json()["allowed"]
 
 
@@ -387,3 +394,31 @@ def test_the_consumers_api_is_in_the_openapi_schema(api_client: Clients, root: U
     assert {parameter["name"] for parameter in endpoints["parameters"]} == {"name", "purpose", "hypothetical"}
     schema = endpoints["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert schema.endswith("/ConsumerEndpoints")
+
+
+def test_a_change_without_a_reason_is_refused_naming_the_reason(api_client: Clients, root: User, claims_fraud: Consumer) -> None:
+    client = api_client(root)
+    body = {key: value for key, value in NEW_CONSUMER.items() if key != "reason"}
+    created = client.post(URL, body, format="json")
+    patched = client.patch(URL + "claims-fraud-us/", {"region": "eu"}, format="json")
+    deleted = client.delete(URL + "claims-fraud-us/")
+    for response in (created, patched, deleted):
+        assert response.status_code == 400 and _error(response)["field"] == "reason", response.content
+        assert "a reason is required" in _error(response)["message"]
+    claims_fraud.refresh_from_db()
+    assert (claims_fraud.region, claims_fraud.facts_version) == ("us", 1)
+    assert not Consumer.objects.filter(name="web-frontend").exists() and not _audit("consumer.updated")
+
+
+@pytest.mark.parametrize("clearance", ["BOGUS", "person", "EMAIL"])
+def test_an_unknown_clearance_is_a_400_naming_the_field(
+    api_client: Clients, root: User, claims_fraud: Consumer, clearance: str
+) -> None:
+    client = api_client(root)
+    created = client.post(URL, {**NEW_CONSUMER, "pii_clearances": [clearance]}, format="json")
+    patched = client.patch(URL + "claims-fraud-us/", {"pii_clearances": [clearance], "reason": "x"}, format="json")
+    for response in (created, patched):
+        assert response.status_code == 400 and _error(response)["field"] == "pii_clearances", response.content
+        assert clearance in _error(response)["message"]
+    claims_fraud.refresh_from_db()
+    assert claims_fraud.pii_clearances == ["PERSON", "US_SSN"] and claims_fraud.facts_version == 1

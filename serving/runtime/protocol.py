@@ -110,9 +110,13 @@ def _stream(body: dict[str, Any]) -> tuple[bool, bool]:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise InvalidRequest("stream_options: expected an object", param="stream_options")
-    # Usage comes in every response: the final chunk of a stream carries it
-    # whether or not include_usage was asked for (the gateway counts tokens).
-    return stream, True
+    include_usage = (options or {}).get("include_usage", False)
+    if not isinstance(include_usage, bool):
+        raise InvalidRequest("stream_options.include_usage: expected true or false", param="stream_options")
+    # As OpenAI and vLLM do: a stream ends with a usage chunk (empty choices) only
+    # when asked, so clients reading choices[0] of every chunk keep working; the
+    # gateway asks for it to count tokens.
+    return stream, include_usage
 
 
 def _prompt_ids(engine: Engine, prompt: Any) -> list[int]:

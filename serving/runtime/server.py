@@ -144,8 +144,9 @@ def build_app(engine: Engine) -> Starlette:
                             finish_reason=event.finish_reason,
                         )
                     )
-                    usage = protocol.usage(event.prompt_tokens, event.completion_tokens)
-                    yield _sse(protocol.chunk(parsed, response_id, usage_=usage))
+                    if parsed.include_usage:
+                        usage = protocol.usage(event.prompt_tokens, event.completion_tokens)
+                        yield _sse(protocol.chunk(parsed, response_id, usage_=usage))
                     break
             yield b"data: [DONE]\n\n"
         finally:

@@ -157,6 +157,17 @@ def test_streamed_completion_concatenates_to_the_greedy_text_and_ends_with_usage
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == generated
 
 
+def test_a_stream_without_include_usage_has_a_choice_in_every_chunk(running: Running) -> None:
+    """As OpenAI's API does: the usage chunk (with no choices) comes only when asked
+    for, so a client reading ``chunk.choices[0]`` of every chunk keeps working."""
+    stream = running.client.completions.create(
+        model=SERVED, prompt=PROMPTS[0], max_tokens=8, temperature=0, stream=True
+    )
+    chunks = list(stream)
+    assert chunks and all(chunk.choices for chunk in chunks)
+    assert all(chunk.usage is None for chunk in chunks)
+
+
 def test_streamed_chat_sends_role_then_content_deltas(running: Running) -> None:
     messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "The quick brown fox"}]
     stream = running.client.chat.completions.create(

@@ -32,7 +32,28 @@ def console_member(user: Any) -> bool:
     return reads_everything(user) or Dataset.objects.restrict(user, "view_details").exists()
 
 
-class DatasetScopedAdminMixin:
+class _ScopedConsoleMixin:
+    """A console page whose rows are those ``scope`` lets the user see; one
+    row is viewable only when it is among them."""
+
+    def scope(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        raise NotImplementedError
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return self.scope(request, super().get_queryset(request))  # type: ignore[misc]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return console_member(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        if not console_member(request.user):
+            return False
+        if obj is None:
+            return True
+        return self.scope(request, type(obj)._default_manager.filter(pk=obj.pk)).exists()
+
+
+class DatasetScopedAdminMixin(_ScopedConsoleMixin):
     """Rows scoped to the datasets whose details the user may see.
 
     ``dataset_lookup`` is the path from the page's model to its dataset
@@ -49,22 +70,8 @@ class DatasetScopedAdminMixin:
         field = f"{self.dataset_lookup}__in" if self.dataset_lookup else "pk__in"
         return queryset.filter(**{field: allowed})
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return self.scope(request, super().get_queryset(request))  # type: ignore[misc]
 
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return console_member(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        if not console_member(request.user):
-            return False
-        if obj is None:
-            return True
-        model = type(obj)
-        return self.scope(request, model._default_manager.filter(pk=obj.pk)).exists()
-
-
-class NodeScopedAdminMixin:
+class NodeScopedAdminMixin(_ScopedConsoleMixin):
     """Lineage nodes scoped to those the user may see (``governance.access``)."""
 
     node_lookup = ""  # path to the node: "" for nodes themselves, "node" for exceptions
@@ -80,19 +87,6 @@ class NodeScopedAdminMixin:
             return queryset
         field = f"{self.node_lookup}__in" if self.node_lookup else "pk__in"
         return queryset.filter(**{field: visible})
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return self.scope(request, super().get_queryset(request))  # type: ignore[misc]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return console_member(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        if not console_member(request.user):
-            return False
-        if obj is None:
-            return True
-        return self.scope(request, type(obj)._default_manager.filter(pk=obj.pk)).exists()
 
 
 class AuditorsAndAdminsOnlyMixin:
